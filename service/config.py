@@ -1,0 +1,37 @@
+"""Typed settings, read from the environment with safe local defaults."""
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the API and the worker read from the environment (see the README's table)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str = "sqlite:///var/alexnet-jobs.db"
+    artifact_dir: Path = Path("var/artifacts")
+    data_dir: Path = Path("var/data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Empty means no authentication: the service is then for trusted networks only.
+    api_token: str = ""
+    # A request body larger than this is refused with 413; a job spec is a few hundred bytes.
+    max_body_bytes: int = 64 * 1024
+    # A worker that has not renewed its lease for this long loses its job to the reaper.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # Heartbeats renew the lease and publish progress; the spec promises progress at least every 5 s.
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    # How long an idle worker sleeps between looks at the queue.
+    poll_seconds: float = Field(default=1.0, gt=0)
+    # A worker is listed as alive in /health while its last heartbeat is younger than this.
+    worker_alive_seconds: float = Field(default=30.0, gt=0)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own `Settings` and pass them in instead."""
+    return Settings()

@@ -1,0 +1,40 @@
+"""Request-scoped dependencies: the settings, a session that commits at the end, the optional token check."""
+
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.errors import Unauthorized
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session whose transaction commits when the route returns and rolls back if it raises."""
+    with request.app.state.sessions() as session, session.begin():
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="Needed only when the server sets API_TOKEN.")
+
+
+def require_token(
+    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """When API_TOKEN is set, demand `Authorization: Bearer <API_TOKEN>` (compared in constant time)."""
+    if not settings.api_token:
+        return
+    given = credentials.credentials if credentials else ""
+    if not secrets.compare_digest(given.encode(), settings.api_token.encode()):
+        raise Unauthorized("missing or wrong bearer token")

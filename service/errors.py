@@ -1,0 +1,45 @@
+"""One error family with a status code, and the one JSON shape every error is returned in."""
+
+from typing import Any
+
+
+class ServiceError(Exception):
+    """An error a client can act on; the handler renders it as `{"error": {code, message, details}}`."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class InvalidRequest(ServiceError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class Unauthorized(ServiceError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class PayloadTooLarge(ServiceError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The body of every error response."""
+    return {"error": {"code": code, "message": message, "details": details}}

@@ -1,0 +1,353 @@
+"""Every job state transition, used by both the API and the worker. No other code writes `status`.
+
+queued → running → succeeded | failed | cancelled; a running job whose lease lapses goes back to queued
+(or to failed after `max_attempts`). Worker-side writes are fenced: they name the lease token they were
+given at claim time and change nothing once another worker holds the job.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from service.errors import Conflict, NotFound
+from service.models import Artifact, EpochMetric, Job, Worker, utcnow
+from service.schemas import JobSpec
+
+FINISHED = ("succeeded", "failed", "cancelled")
+# Largest id a BIGINT can hold; anything above cannot name a job.
+MAX_ID = 2**63 - 1
+
+
+class LeaseLost(Exception):
+    """The worker no longer holds this job: it must stop and write nothing more for it."""
+
+
+# ---------------------------------------------------------------- the API's side
+
+
+def create_job(session: Session, spec: JobSpec, idempotency_key: str | None = None, request_hash: str | None = None) -> Job:
+    """Queue a job, or return the job already created under the same idempotency key and body."""
+    if idempotency_key is not None:
+        existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+        if existing is not None:
+            if existing.request_hash != request_hash:
+                raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used with a different body")
+            return existing
+    job = Job(
+        name=spec.name,
+        spec=spec.model_dump(mode="json"),
+        status="queued",
+        device_request=spec.device,
+        created_at=utcnow(),
+        max_attempts=spec.max_attempts,
+        attempts=0,
+        epochs_completed=0,
+        steps_done=0,
+        cancel_requested=False,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job, or NotFound."""
+    job = session.get(Job, job_id) if 1 <= job_id <= MAX_ID else None
+    if job is None:
+        raise NotFound(f"job {job_id} does not exist")
+    return job
+
+
+def list_jobs(session: Session, status: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
+    """A page of jobs, newest first, and how many match in all."""
+    where = [Job.status == status] if status else []
+    total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
+    rows = session.scalars(select(Job).where(*where).order_by(Job.id.desc()).limit(limit).offset(offset))
+    return list(rows), total
+
+
+def cancel_job(session: Session, job_id: int) -> Job:
+    """Cancel: a queued job at once, a running one by asking its worker. Repeating it changes nothing."""
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(status="cancelled", finished_at=now, cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    job = get_job(session, job_id)
+    session.refresh(job)
+    if job.status in ("succeeded", "failed"):
+        raise Conflict(f"job {job_id} already {job.status}; only queued or running jobs can be cancelled")
+    return job
+
+
+def queue_counts(session: Session) -> dict[str, int]:
+    """How many jobs are in each state."""
+    counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    return {status: counts.get(status, 0) for status in ("queued", "running", *FINISHED)}
+
+
+def live_workers(session: Session, alive_seconds: float) -> list[Worker]:
+    """Workers that heartbeated recently and have not said goodbye."""
+    since = utcnow() - timedelta(seconds=alive_seconds)
+    rows = session.scalars(
+        select(Worker).where(Worker.last_seen_at >= since, Worker.stopped_at.is_(None)).order_by(Worker.id)
+    )
+    return list(rows)
+
+
+def artifact_rows(session: Session, job_id: int, prefix: str = "") -> list[Artifact]:
+    """The artifacts a job has, by name."""
+    query = select(Artifact).where(Artifact.job_id == job_id)
+    if prefix:
+        query = query.where(Artifact.name.startswith(prefix, autoescape=True))
+    return list(session.scalars(query.order_by(Artifact.name)))
+
+
+def artifact_row(session: Session, job_id: int, name: str) -> Artifact:
+    """One artifact's record, or NotFound saying it is not there (yet)."""
+    row = session.get(Artifact, (job_id, name))
+    if row is None:
+        raise NotFound(f"job {job_id} has no artifact {name!r} (yet)")
+    return row
+
+
+# ---------------------------------------------------------------- the worker's side
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a worker now holds, and the token that fences its writes."""
+
+    job_id: int
+    token: str
+    spec: JobSpec
+    attempt: int
+    checkpoint: str | None
+
+
+def register_worker(session: Session, worker_id: str, hostname: str, pid: int, device: str) -> None:
+    """Announce a worker (or refresh it after a restart under the same id)."""
+    now = utcnow()
+    worker = session.get(Worker, worker_id)
+    if worker is None:
+        session.add(
+            Worker(id=worker_id, hostname=hostname, pid=pid, device=device, started_at=now, last_seen_at=now)
+        )
+    else:
+        worker.hostname, worker.pid, worker.device = hostname, pid, device
+        worker.started_at = worker.last_seen_at = now
+        worker.stopped_at = worker.job_id = None
+
+
+def touch_worker(session: Session, worker_id: str, job_id: int | None) -> None:
+    """A worker's own heartbeat: it is alive, and running `job_id`."""
+    session.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=utcnow(), job_id=job_id))
+
+
+def worker_stopped(session: Session, worker_id: str) -> None:
+    """A worker's goodbye, so /health stops listing it at once."""
+    session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow(), job_id=None))
+
+
+def claim_next(
+    session: Session, worker_id: str, has_cuda: bool, lease_seconds: float, alive_seconds: float
+) -> Claim | None:
+    """Atomically take the oldest queued job this worker should run, with a fresh lease; None if none.
+
+    One UPDATE whose target is chosen by a subquery: SQLite runs it under the write lock, Postgres skips
+    rows other claimers have locked. A CPU-only worker leaves `device: cuda` jobs to CUDA workers while one
+    is alive; with none alive it takes them, so that they fail with a clear error instead of waiting forever.
+    """
+    now = utcnow()
+    candidate = aliased(Job)
+    eligible = candidate.status == "queued"
+    if not has_cuda:
+        cuda_worker_alive = exists().where(
+            Worker.device.startswith("cuda"),
+            Worker.stopped_at.is_(None),
+            Worker.last_seen_at >= now - timedelta(seconds=alive_seconds),
+        )
+        eligible = and_(eligible, or_(candidate.device_request != "cuda", ~cuda_worker_alive))
+    target = (
+        select(candidate.id)
+        .where(eligible)
+        .order_by(candidate.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    token = uuid.uuid4().hex
+    row = session.execute(
+        update(Job)
+        .where(Job.id == target, Job.status == "queued")
+        .values(
+            status="running",
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            worker_id=worker_id,
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, now),
+            progress_at=now,
+        )
+        .returning(Job.id, Job.spec, Job.attempts, Job.checkpoint)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if row is None:
+        return None
+    return Claim(row.id, token, JobSpec.model_validate(row.spec), row.attempts, row.checkpoint)
+
+
+def _fenced(session: Session, job_id: int, token: str, **values: Any) -> None:
+    """Update a running job only if `token` still holds its lease; LeaseLost otherwise."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_token == token, Job.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(f"job {job_id}: lease {token[:8]}… is no longer held")
+
+
+def heartbeat(
+    session: Session,
+    job_id: int,
+    token: str,
+    lease_seconds: float,
+    steps_done: int,
+    steps_total: int | None,
+    eta_seconds: float | None,
+) -> bool:
+    """Renew the lease and publish progress; returns whether a cancel was requested."""
+    now = utcnow()
+    _fenced(
+        session,
+        job_id,
+        token,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+        steps_done=steps_done,
+        steps_total=steps_total,
+        eta_seconds=eta_seconds,
+        progress_at=now,
+    )
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def training_started(
+    session: Session, job_id: int, token: str, device: str, parameter_count: int, steps_total: int
+) -> None:
+    """Record what the worker is training on, once the model is built."""
+    _fenced(session, job_id, token, device=device, parameter_count=parameter_count, steps_total=steps_total)
+
+
+def record_epoch(session: Session, job_id: int, token: str, metric: dict[str, float], checkpoint: str) -> None:
+    """Store one epoch's metrics and point retries at the checkpoint saved at its end."""
+    epoch = int(metric["epoch"])
+    _fenced(session, job_id, token, epochs_completed=epoch, checkpoint=checkpoint)
+    session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch >= epoch))
+    session.add(
+        EpochMetric(
+            job_id=job_id,
+            epoch=epoch,
+            train_loss=metric["train_loss"],
+            test_loss=metric["test_loss"],
+            test_accuracy=metric["test_accuracy"],
+            seconds=metric["seconds"],
+            images_per_second=metric["images_per_second"],
+            created_at=utcnow(),
+        )
+    )
+
+
+def record_artifact(session: Session, job_id: int, token: str, name: str, content_type: str, size: int) -> None:
+    """Record (or refresh) a file the worker has just put in place."""
+    _fenced(session, job_id, token, lease_token=token)  # a no-op write: checks the lease and locks the row
+    row = session.get(Artifact, (job_id, name))
+    if row is None:
+        session.add(Artifact(job_id=job_id, name=name, content_type=content_type, size=size, updated_at=utcnow()))
+    else:
+        row.content_type, row.size, row.updated_at = content_type, size, utcnow()
+
+
+def finish(session: Session, job_id: int, token: str, status: str, error: str | None = None) -> None:
+    """End a run: succeeded, failed (with a reason) or cancelled."""
+    if status not in FINISHED:
+        raise ValueError(f"not a final status: {status}")
+    _fenced(
+        session,
+        job_id,
+        token,
+        status=status,
+        error=error,
+        finished_at=utcnow(),
+        lease_token=None,
+        lease_expires_at=None,
+        eta_seconds=None,
+    )
+
+
+def hand_back(session: Session, job_id: int, token: str, checkpoint: str | None) -> None:
+    """A worker shutting down returns its job to the queue, resumable from `checkpoint`; the attempt is given back."""
+    values: dict[str, Any] = {"checkpoint": checkpoint} if checkpoint else {}
+    _fenced(
+        session,
+        job_id,
+        token,
+        **values,
+        status="queued",
+        lease_token=None,
+        lease_expires_at=None,
+        worker_id=None,
+        eta_seconds=None,
+        attempts=Job.attempts - 1,
+    )
+
+
+def reap_expired(session: Session, now: datetime | None = None) -> int:
+    """Take back running jobs whose lease lapsed: re-queue them, or fail them after `max_attempts`.
+
+    A job whose cancel was requested ends `cancelled` instead. Returns how many jobs were taken back.
+    """
+    now = now or utcnow()
+    expired = and_(Job.status == "running", Job.lease_expires_at < now)
+    cleared = {"lease_token": None, "lease_expires_at": None, "worker_id": None, "eta_seconds": None}
+    taken = 0
+    for where, values in (
+        (Job.cancel_requested.is_(True), {"status": "cancelled", "finished_at": now}),
+        (
+            Job.attempts >= Job.max_attempts,
+            {
+                "status": "failed",
+                "finished_at": now,
+                "error": literal("the worker running this job stopped responding on each of its ")
+                + cast(Job.attempts, String)
+                + literal(" attempts"),
+            },
+        ),
+        (Job.attempts < Job.max_attempts, {"status": "queued"}),
+    ):
+        result = session.execute(
+            update(Job).where(expired, where).values(**cleared, **values).execution_options(synchronize_session=False)
+        )
+        taken += result.rowcount  # type: ignore[attr-defined]
+    return taken
+
+
+def artifact_path(artifact_dir: Path, job_id: int, name: str) -> Path:
+    """Where a job's artifact lives on disk. `name` comes from the worker's fixed set or the database."""
+    return artifact_dir / str(job_id) / name

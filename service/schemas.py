@@ -1,0 +1,169 @@
+"""The API's request and response bodies (Pydantic), kept apart from the tables."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# CIFAR-10's split sizes; the synthetic dataset has the same shape so the two are interchangeable.
+TRAIN_SIZE = 50_000
+TEST_SIZE = 10_000
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Layer = Literal["conv1", "conv2"]
+Stage = Literal["initial", "trained", "diff"]
+
+
+class JobSpec(BaseModel):
+    """What to train. Every field is optional; the stored spec has every default filled in."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"dataset": "synthetic", "epochs": 2, "image_size": 64, "train_samples": 512, "test_samples": 256}
+            ]
+        },
+    )
+
+    epochs: int = Field(5, ge=1, le=1000, description="Passes over the training set.")
+    batch_size: int = Field(512, ge=1, le=4096, description="Images per training step (the lecture's 512).")
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="`sgd` uses momentum 0.9.")
+    learning_rate: float = Field(
+        1e-4, gt=0, le=1, description="1e-4: at Adam's usual 1e-3 this AlexNet (no batch norm) often stays at chance."
+    )
+    image_size: int = Field(224, ge=63, le=512, description="CIFAR's 32×32 images are upscaled to this.")
+    dataset: Literal["cifar10", "synthetic"] = Field(
+        "cifar10", description="`synthetic`: generated class-dependent images, for offline demos and tests."
+    )
+    train_samples: int | None = Field(
+        None, ge=1, le=TRAIN_SIZE, description="A seeded subset of the training set; null = all 50,000."
+    )
+    test_samples: int | None = Field(
+        None, ge=1, le=TEST_SIZE, description="A seeded subset of the test set; null = all 10,000."
+    )
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds model init, shuffling and subsets.")
+    device: Literal["auto", "cuda", "cpu"] = Field("auto", description="`auto` = CUDA when the worker has it.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="`auto` = bf16 where the hardware does it well; `fp32` = the lecture's numerics."
+    )
+    conv2_filter: int = Field(0, ge=0, le=191, description="Which of conv2's 192 filters to draw.")
+    max_attempts: int = Field(3, ge=1, le=100, description="Runs before a job whose worker keeps dying fails.")
+    max_runtime_seconds: float | None = Field(
+        None, gt=0, le=30 * 24 * 3600, description="A running job past this is stopped and failed."
+    )
+    name: str | None = Field(None, max_length=200, description="A free label.")
+
+
+class Progress(BaseModel):
+    """How far a job has come; refreshed by the worker's heartbeat while it runs."""
+
+    epochs_completed: int
+    epochs_total: int
+    steps_done: int
+    steps_total: int | None
+    fraction: float = Field(description="Training steps done / all training steps, 0–1.")
+    eta_seconds: float | None
+    updated_at: datetime | None
+
+
+class JobOut(BaseModel):
+    """A job as the API shows it."""
+
+    id: int
+    name: str | None
+    status: Status
+    spec: JobSpec
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    device: str | None
+    parameter_count: int | None
+    attempts: int
+    cancel_requested: bool
+    progress: Progress
+    links: dict[str, str]
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first."""
+
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EpochMetricOut(BaseModel):
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    images_per_second: float
+
+
+class MetricsOut(BaseModel):
+    """One row per completed epoch."""
+
+    job_id: int
+    status: Status
+    epochs: list[EpochMetricOut]
+
+
+class ArtifactOut(BaseModel):
+    name: str
+    size: int
+    content_type: str
+    updated_at: datetime
+    url: str
+
+
+class ArtifactList(BaseModel):
+    job_id: int
+    artifacts: list[ArtifactOut]
+
+
+class KernelImageOut(BaseModel):
+    layer: Layer
+    stage: Stage
+    size: int
+    updated_at: datetime
+    url: str
+
+
+class KernelList(BaseModel):
+    """The kernel images drawn so far."""
+
+    job_id: int
+    kernels: list[KernelImageOut]
+
+
+class WorkerOut(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    device: str
+    last_seen_at: datetime
+    job_id: int | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    queue: dict[str, int]
+    workers: list[WorkerOut]
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable: not_found, conflict, invalid_request, …")
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error the API returns has this shape."""
+
+    error: ErrorDetail

@@ -1,0 +1,294 @@
+"""The HTTP API against a real, migrated database: specs, listing, cancel, errors, artifacts, auth."""
+
+import os
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import jobs
+from service.app import create_app
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker, transaction
+from tests.conftest import make_settings
+
+DEMO = {"dataset": "synthetic", "epochs": 2, "image_size": 64, "train_samples": 512, "test_samples": 256}
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body["error"]
+
+
+def total_jobs(client: TestClient) -> int:
+    return client.get("/jobs").json()["total"]
+
+
+def sessions_for(settings: Settings):
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+def test_submit_returns_201_with_location_and_the_fully_resolved_spec(client: TestClient) -> None:
+    response = client.post("/jobs", json={"epochs": 2})
+    assert response.status_code == 201
+    job = response.json()
+    assert response.headers["location"] == f"/jobs/{job['id']}"
+    assert job["status"] == "queued"
+    assert job["spec"] == {
+        "epochs": 2,
+        "batch_size": 512,
+        "optimizer": "adam",
+        "learning_rate": 1e-4,
+        "image_size": 224,
+        "dataset": "cifar10",
+        "train_samples": None,
+        "test_samples": None,
+        "seed": 0,
+        "device": "auto",
+        "precision": "auto",
+        "conv2_filter": 0,
+        "max_attempts": 3,
+        "max_runtime_seconds": None,
+        "name": None,
+    }
+    assert job["progress"] == {
+        "epochs_completed": 0,
+        "epochs_total": 2,
+        "steps_done": 0,
+        "steps_total": None,
+        "fraction": 0.0,
+        "eta_seconds": None,
+        "updated_at": None,
+    }
+    assert job["links"]["curves"] == f"/jobs/{job['id']}/curves.png"
+    assert client.get(f"/jobs/{job['id']}").json() == job
+
+
+def test_submit_without_a_body_queues_the_defaults(client: TestClient) -> None:
+    response = client.post("/jobs")
+    assert response.status_code == 201
+    assert response.json()["spec"]["epochs"] == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 10**9}, "epochs"),
+        ({"epochs": "5"}, "epochs"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"batch_size": 4097}, "batch_size"),
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"learning_rate": 2}, "learning_rate"),
+        ({"image_size": 62}, "image_size"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"dataset": "imagenet"}, "dataset"),
+        ({"train_samples": 50_001}, "train_samples"),
+        ({"test_samples": 0}, "test_samples"),
+        ({"device": "tpu"}, "device"),
+        ({"conv2_filter": 192}, "conv2_filter"),
+        ({"seed": -1}, "seed"),
+        ({"name": "x" * 201}, "name"),
+        ({"epochs": True}, "epochs"),
+        ({"unknown_field": 1}, "unknown_field"),
+    ],
+)
+def test_bad_specs_get_422_naming_the_field_and_create_nothing(client: TestClient, body: dict, field: str) -> None:
+    error = assert_error(client.post("/jobs", json=body), 422, "invalid_request")
+    assert any(field in d["loc"] for d in error["details"]), error
+    assert total_jobs(client) == 0
+
+
+@pytest.mark.parametrize("raw", [b"{", b"not json", b"[1, 2]", b'"epochs"', b"{\"epochs\": 2,}"])
+def test_broken_json_gets_422(client: TestClient, raw: bytes) -> None:
+    response = client.post("/jobs", content=raw, headers={"content-type": "application/json"})
+    assert_error(response, 422, "invalid_request")
+    assert total_jobs(client) == 0
+
+
+def test_a_body_over_the_limit_gets_413(client: TestClient) -> None:
+    response = client.post("/jobs", content=b"{" + b" " * 70_000 + b"}", headers={"content-type": "application/json"})
+    assert_error(response, 413, "payload_too_large")
+    assert total_jobs(client) == 0
+
+
+@pytest.mark.parametrize("path", ["/jobs/999", "/jobs/99999999999999999999", "/jobs/0", "/jobs/-3"])
+def test_unknown_or_impossible_job_ids_get_404(client: TestClient, path: str) -> None:
+    for suffix in ("", "/metrics", "/kernels", "/artifacts", "/curves.png"):
+        assert_error(client.get(path + suffix), 404, "not_found")
+    assert_error(client.post(path + "/cancel"), 404, "not_found")
+
+
+def test_a_non_numeric_job_id_gets_422(client: TestClient) -> None:
+    assert_error(client.get("/jobs/abc"), 422, "invalid_request")
+
+
+def test_unknown_routes_and_methods_use_the_error_shape(client: TestClient) -> None:
+    assert_error(client.get("/nothing-here"), 404, "not_found")
+    assert_error(client.delete("/jobs"), 405, "method_not_allowed")
+
+
+def test_list_is_newest_first_with_filter_paging_and_total(client: TestClient) -> None:
+    ids = [client.post("/jobs", json={"name": f"job {i}"}).json()["id"] for i in range(5)]
+    client.post(f"/jobs/{ids[1]}/cancel")
+    page = client.get("/jobs", params={"limit": 2, "offset": 1}).json()
+    assert page["total"] == 5
+    assert [j["id"] for j in page["items"]] == [ids[3], ids[2]]
+    cancelled = client.get("/jobs", params={"status": "cancelled"}).json()
+    assert [j["id"] for j in cancelled["items"]] == [ids[1]]
+    assert cancelled["total"] == 1
+    assert_error(client.get("/jobs", params={"limit": 101}), 422, "invalid_request")
+    assert_error(client.get("/jobs", params={"status": "sleeping"}), 422, "invalid_request")
+
+
+def test_cancel_queued_is_immediate_and_idempotent(client: TestClient) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    first = client.post(f"/jobs/{job_id}/cancel")
+    assert first.status_code == 200
+    assert first.json()["status"] == "cancelled"
+    assert first.json()["finished_at"] is not None
+    again = client.post(f"/jobs/{job_id}/cancel")
+    assert again.status_code == 200
+    assert again.json() == first.json()
+
+
+def test_cancel_running_asks_the_worker_and_cancel_finished_is_409(client: TestClient, settings: Settings) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    sessions = sessions_for(settings)
+    with transaction(sessions) as s:
+        claim = jobs.claim_next(s, "w1", False, 30, 30)
+    assert claim is not None and claim.job_id == job_id
+    response = client.post(f"/jobs/{job_id}/cancel")
+    assert response.json()["status"] == "running"
+    assert response.json()["cancel_requested"] is True
+    with transaction(sessions) as s:
+        jobs.finish(s, job_id, claim.token, "succeeded")
+    error = assert_error(client.post(f"/jobs/{job_id}/cancel"), 409, "conflict")
+    assert "succeeded" in error["message"]
+
+
+def test_metrics_start_empty_in_json_and_csv(client: TestClient) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    assert client.get(f"/jobs/{job_id}/metrics").json() == {"job_id": job_id, "status": "queued", "epochs": []}
+    csv = client.get(f"/jobs/{job_id}/metrics", params={"format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text == "epoch,train_loss,test_loss,test_accuracy,seconds,images_per_second\n"
+
+
+def test_artifacts_not_drawn_yet_are_404_saying_so(client: TestClient) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    error = assert_error(client.get(f"/jobs/{job_id}/curves.png"), 404, "not_found")
+    assert "curves.png" in error["message"]
+    assert_error(client.get(f"/jobs/{job_id}/kernels/conv1/trained.png"), 404, "not_found")
+    assert client.get(f"/jobs/{job_id}/kernels").json() == {"job_id": job_id, "kernels": []}
+    assert client.get(f"/jobs/{job_id}/artifacts").json() == {"job_id": job_id, "artifacts": []}
+
+
+def publish(settings: Settings, job_id: int, token: str, name: str, data: bytes, content_type: str) -> Path:
+    path = jobs.artifact_path(settings.artifact_dir, job_id, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    with transaction(sessions_for(settings)) as s:
+        jobs.record_artifact(s, job_id, token, name, content_type, len(data))
+    return path
+
+
+def test_recorded_artifacts_are_listed_and_served(client: TestClient, settings: Settings) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    with transaction(sessions_for(settings)) as s:
+        claim = jobs.claim_next(s, "w1", False, 30, 30)
+    assert claim is not None
+    publish(settings, job_id, claim.token, "kernels/conv2/diff.png", b"\x89PNG fake", "image/png")
+    publish(settings, job_id, claim.token, "metrics.csv", b"epoch\n", "text/csv")
+    listed = client.get(f"/jobs/{job_id}/artifacts").json()["artifacts"]
+    assert [(a["name"], a["size"], a["url"]) for a in listed] == [
+        ("kernels/conv2/diff.png", 9, f"/jobs/{job_id}/artifacts/kernels/conv2/diff.png"),
+        ("metrics.csv", 6, f"/jobs/{job_id}/artifacts/metrics.csv"),
+    ]
+    kernels = client.get(f"/jobs/{job_id}/kernels").json()["kernels"]
+    assert [(k["layer"], k["stage"], k["url"]) for k in kernels] == [
+        ("conv2", "diff", f"/jobs/{job_id}/kernels/conv2/diff.png")
+    ]
+    image = client.get(f"/jobs/{job_id}/kernels/conv2/diff.png")
+    assert image.status_code == 200
+    assert image.headers["content-type"] == "image/png"
+    assert image.content == b"\x89PNG fake"
+    assert client.get(f"/jobs/{job_id}/artifacts/metrics.csv").content == b"epoch\n"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../1/metrics.csv", "..%2F..%2Fjobs.db", "%2E%2E/%2E%2E/jobs.db", "/etc/passwd", "%2Fetc%2Fpasswd", "kernels/..%2Fmetrics.csv"],
+)
+def test_no_path_outside_the_recorded_artifacts_is_served(client: TestClient, settings: Settings, name: str) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    with transaction(sessions_for(settings)) as s:
+        claim = jobs.claim_next(s, "w1", False, 30, 30)
+    assert claim is not None
+    publish(settings, job_id, claim.token, "metrics.csv", b"epoch\n", "text/csv")
+    response = client.get(f"/jobs/{job_id}/artifacts/{name}")
+    assert response.status_code == 404, response.text
+    assert b"root:" not in response.content
+
+
+def test_a_symlink_leading_out_of_the_artifact_root_is_404(client: TestClient, settings: Settings, tmp_path: Path) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    with transaction(sessions_for(settings)) as s:
+        claim = jobs.claim_next(s, "w1", False, 30, 30)
+    assert claim is not None
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve")
+    path = publish(settings, job_id, claim.token, "curves.png", b"x", "image/png")
+    path.unlink()
+    os.symlink(secret, path)
+    assert_error(client.get(f"/jobs/{job_id}/curves.png"), 404, "not_found")
+
+
+def test_idempotency_key_returns_the_same_job_and_refuses_another_body(client: TestClient) -> None:
+    key = {"Idempotency-Key": "abc-123"}
+    first = client.post("/jobs", json=DEMO, headers=key)
+    again = client.post("/jobs", json=DEMO, headers=key)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert total_jobs(client) == 1
+    assert_error(client.post("/jobs", json={**DEMO, "epochs": 3}, headers=key), 409, "conflict")
+    assert total_jobs(client) == 1
+
+
+def test_api_token_guards_everything_but_health_and_docs(tmp_path: Path, sqlite_url: str) -> None:
+    settings = make_settings(tmp_path, sqlite_url, api_token="s3cret")
+    with TestClient(create_app(settings)) as c:
+        assert_error(c.get("/jobs"), 401, "unauthorized")
+        assert_error(c.post("/jobs", json=DEMO), 401, "unauthorized")
+        assert_error(c.get("/jobs", headers={"Authorization": "Bearer wrong"}), 401, "unauthorized")
+        assert c.get("/jobs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.get("/health").status_code == 200
+        assert c.get("/docs").status_code == 200
+        assert c.get("/openapi.json").status_code == 200
+        assert c.get("/jobs").json()["error"]["code"] == "unauthorized"
+
+
+def test_health_reports_database_queue_and_live_workers(client: TestClient, settings: Settings) -> None:
+    client.post("/jobs", json=DEMO)
+    client.post("/jobs", json=DEMO)
+    with transaction(sessions_for(settings)) as s:
+        jobs.register_worker(s, "w-gpu", "host-a", 123, "cuda (test)")
+        jobs.register_worker(s, "w-gone", "host-b", 456, "cpu")
+        jobs.worker_stopped(s, "w-gone")
+    health = client.get("/health").json()
+    assert health["status"] == "ok"
+    assert health["database"] == "ok"
+    assert health["queue"]["queued"] == 2
+    assert [(w["id"], w["device"]) for w in health["workers"]] == [("w-gpu", "cuda (test)")]
+
+
+def test_swagger_shows_a_working_example_for_post_jobs(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    example = body["examples"]["quick synthetic demo"]["value"]
+    assert example == DEMO
+    assert client.post("/jobs", json=example).status_code == 201
