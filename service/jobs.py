@@ -30,7 +30,9 @@ class LeaseLost(Exception):
 # ---------------------------------------------------------------- the API's side
 
 
-def create_job(session: Session, spec: JobSpec, idempotency_key: str | None = None, request_hash: str | None = None) -> Job:
+def create_job(
+    session: Session, spec: JobSpec, idempotency_key: str | None = None, request_hash: str | None = None
+) -> Job:
     """Queue a job, or return the job already created under the same idempotency key and body."""
     if idempotency_key is not None:
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
@@ -145,9 +147,7 @@ def register_worker(session: Session, worker_id: str, hostname: str, pid: int, d
     now = utcnow()
     worker = session.get(Worker, worker_id)
     if worker is None:
-        session.add(
-            Worker(id=worker_id, hostname=hostname, pid=pid, device=device, started_at=now, last_seen_at=now)
-        )
+        session.add(Worker(id=worker_id, hostname=hostname, pid=pid, device=device, started_at=now, last_seen_at=now))
     else:
         worker.hostname, worker.pid, worker.device = hostname, pid, device
         worker.started_at = worker.last_seen_at = now
@@ -302,7 +302,7 @@ def finish(session: Session, job_id: int, token: str, status: str, error: str | 
 
 
 def hand_back(session: Session, job_id: int, token: str, checkpoint: str | None) -> None:
-    """A worker shutting down returns its job to the queue, resumable from `checkpoint`; the attempt is given back."""
+    """A worker shutting down returns its job to the queue, resumable from `checkpoint`; the attempt too."""
     values: dict[str, Any] = {"checkpoint": checkpoint} if checkpoint else {}
     _fenced(
         session,

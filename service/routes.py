@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import text
 
@@ -39,9 +39,13 @@ MAX_PAGE = 100
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text_}
-    for code, text_ in ((401, "Bearer token needed"), (404, "No such job or artifact"), (422, "Invalid request"))
+    for code, text_ in (
+        (401, "Bearer token needed"),
+        (404, "No such job or artifact"),
+        (422, "Invalid request"),
+    )
 }
-PNG = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
 
 public = APIRouter()
 router = APIRouter(dependencies=[Depends(require_token)], responses=ERRORS)
@@ -60,7 +64,7 @@ def job_out(job: Job) -> JobOut:
     return JobOut(
         id=job.id,
         name=job.name,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         spec=spec,
         created_at=job.created_at,
         started_at=job.started_at,
@@ -93,7 +97,13 @@ def job_out(job: Job) -> JobOut:
 EXAMPLES = {
     "quick synthetic demo": {
         "summary": "2 epochs on 512 generated images at 64×64 (about a minute on a CPU)",
-        "value": {"dataset": "synthetic", "epochs": 2, "image_size": 64, "train_samples": 512, "test_samples": 256},
+        "value": {
+            "dataset": "synthetic",
+            "epochs": 2,
+            "image_size": 64,
+            "train_samples": 512,
+            "test_samples": 256,
+        },
     },
     "the lecture": {
         "summary": "The lecture's run: CIFAR-10 at 224×224, batch 512, Adam at 1e-3, fp32",
@@ -107,7 +117,7 @@ EXAMPLES = {
 def submit_job(
     response: Response,
     session: SessionDep,
-    spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,  # type: ignore[arg-type]
+    spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> JobOut:
     """Queue a training job; the answer echoes the spec with every default filled in."""
@@ -161,7 +171,7 @@ def get_metrics(job_id: JobId, session: SessionDep, format: Literal["json", "csv
         writer.writerow(METRIC_FIELDS)
         writer.writerows([getattr(r, f) for f in METRIC_FIELDS] for r in rows)
         return Response(out.getvalue(), media_type="text/csv")
-    return MetricsOut(job_id=job.id, status=job.status, epochs=rows)  # type: ignore[arg-type]
+    return MetricsOut(job_id=job.id, status=job.status, epochs=rows)
 
 
 def serve_artifact(session: SessionDep, settings: SettingsDep, job_id: int, name: str) -> FileResponse:
@@ -190,8 +200,8 @@ def list_kernels(job_id: JobId, session: SessionDep) -> KernelList:
         _, layer, file = row.name.split("/")
         kernels.append(
             KernelImageOut(
-                layer=layer,  # type: ignore[arg-type]
-                stage=file.removesuffix(".png"),  # type: ignore[arg-type]
+                layer=layer,
+                stage=file.removesuffix(".png"),
                 size=row.size,
                 updated_at=row.updated_at,
                 url=f"/jobs/{job_id}/{row.name}",
@@ -204,7 +214,7 @@ def list_kernels(job_id: JobId, session: SessionDep) -> KernelList:
 def get_kernel_image(
     job_id: JobId, layer: Layer, stage: Stage, session: SessionDep, settings: SettingsDep
 ) -> FileResponse:
-    """One kernel grid: conv1's 64 RGB kernels or one conv2 filter's 64 slices, before, after or their change."""
+    """One kernel grid (conv1's 64 RGB kernels, or one conv2 filter's 64 slices): before, after, or the change."""
     return serve_artifact(session, settings, job_id, f"kernels/{layer}/{stage}.png")
 
 

@@ -22,7 +22,13 @@ class JobSpec(BaseModel):
         strict=True,
         json_schema_extra={
             "examples": [
-                {"dataset": "synthetic", "epochs": 2, "image_size": 64, "train_samples": 512, "test_samples": 256}
+                {
+                    "dataset": "synthetic",
+                    "epochs": 2,
+                    "image_size": 64,
+                    "train_samples": 512,
+                    "test_samples": 256,
+                }
             ]
         },
     )
@@ -31,7 +37,10 @@ class JobSpec(BaseModel):
     batch_size: int = Field(512, ge=1, le=4096, description="Images per training step (the lecture's 512).")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="`sgd` uses momentum 0.9.")
     learning_rate: float = Field(
-        1e-4, gt=0, le=1, description="1e-4: at Adam's usual 1e-3 this AlexNet (no batch norm) often stays at chance."
+        1e-4,
+        gt=0,
+        le=1,
+        description="1e-4: at Adam's usual 1e-3 this AlexNet (no batch norm) often stays at chance.",
     )
     image_size: int = Field(224, ge=63, le=512, description="CIFAR's 32×32 images are upscaled to this.")
     dataset: Literal["cifar10", "synthetic"] = Field(

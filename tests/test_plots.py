@@ -1,0 +1,345 @@
+"""Tests for worker/plots.py: the PNGs decode and show something, the mosaics have the promised geometry."""
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from worker import plots
+
+THREE_EPOCHS = [
+    {"epoch": 1, "train_loss": 1.95, "test_loss": 1.62, "test_accuracy": 0.41},
+    {"epoch": 2, "train_loss": 1.45, "test_loss": 1.31, "test_accuracy": 0.53},
+    {"epoch": 3, "train_loss": 1.18, "test_loss": 1.15, "test_accuracy": 0.60},
+]
+# 11×11 tiles plus 1-pixel separators on both sides of each: 8·11 + 9.
+CONV1_SIDE = 97
+CONV2_SIDE = 49
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Every figure the module saves, so a test can read its titles and axes as well as its pixels."""
+    saved: list[Figure] = []
+    original = plots._save
+
+    def keep(fig: Figure, path: Path) -> None:
+        saved.append(fig)
+        original(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return saved
+
+
+def read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        return np.asarray(image.convert("RGB"), dtype=np.float64)
+
+
+def assert_readable_png(path: Path) -> np.ndarray:
+    pixels = read_png(path)
+    height, width, _ = pixels.shape
+    assert height >= 400
+    assert width >= 400
+    assert pixels.std() > 10, "the image is (nearly) one flat colour"
+    return pixels
+
+
+def conv1_weights(rng: np.random.Generator) -> np.ndarray:
+    return rng.normal(0.0, 0.05, plots.CONV1_SHAPE).astype(np.float32)
+
+
+# --- curves ---------------------------------------------------------------------------------------------
+
+
+def test_curves_with_three_epochs_show_loss_and_accuracy_panels(tmp_path: Path, figures: list[Figure]) -> None:
+    path = tmp_path / "curves.png"
+    plots.draw_curves(THREE_EPOCHS, path, title="job 7")
+    pixels = assert_readable_png(path)
+    assert pixels.shape[:2] == (400, 1000)
+    fig = figures[0]
+    assert fig.get_suptitle() == "job 7 — 3 epochs"
+    loss_ax, acc_ax = fig.axes[:2]
+    assert (loss_ax.get_title(), loss_ax.get_xlabel(), loss_ax.get_ylabel()) == (
+        "Loss",
+        "epoch",
+        "loss (NLL)",
+    )
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["train loss", "test loss"]
+    assert acc_ax.get_title() == "Test accuracy"
+    assert acc_ax.get_ylim() == (0.0, 100.0)
+    accuracy, chance = acc_ax.get_lines()
+    assert list(np.asarray(accuracy.get_ydata())) == pytest.approx([41.0, 53.0, 60.0])
+    assert chance.get_label() == "chance (10 %)"
+    assert chance.get_linestyle() == "--"
+    assert set(np.asarray(chance.get_ydata())) == {10.0}
+    assert all(float(tick).is_integer() for tick in loss_ax.get_xticks())
+
+
+def test_curves_with_one_epoch_show_the_single_point_on_an_integer_tick(tmp_path: Path, figures: list[Figure]) -> None:
+    path = tmp_path / "curves.png"
+    plots.draw_curves(THREE_EPOCHS[:1], path)
+    assert_readable_png(path)
+    fig = figures[0]
+    assert fig.get_suptitle() == "AlexNet on CIFAR-10 — 1 epoch"
+    for ax in fig.axes[:2]:
+        low, high = ax.get_xlim()
+        assert low < 1 < high
+        assert [tick for tick in ax.get_xticks() if low <= tick <= high] == [1.0]
+        assert ax.get_lines()[0].get_marker() == "o"
+
+
+def test_curves_with_no_epochs_draw_empty_axes_with_a_note(tmp_path: Path, figures: list[Figure]) -> None:
+    path = tmp_path / "curves.png"
+    plots.draw_curves([], path)
+    assert_readable_png(path)
+    fig = figures[0]
+    assert fig.get_suptitle() == "AlexNet on CIFAR-10 — 0 epochs"
+    for ax in fig.axes[:2]:
+        assert [text.get_text() for text in ax.texts] == ["no epoch finished yet"]
+
+
+def test_curves_with_a_thousand_epochs_drop_the_markers(tmp_path: Path, figures: list[Figure]) -> None:
+    many = [
+        {"epoch": i, "train_loss": 2.0 / i, "test_loss": 2.2 / i, "test_accuracy": 0.8 - 0.7 / i}
+        for i in range(1, 1001)
+    ]
+    path = tmp_path / "curves.png"
+    plots.draw_curves(many, path)
+    assert_readable_png(path)
+    loss_ax = figures[0].axes[0]
+    assert {line.get_marker() for line in loss_ax.get_lines()} == {"None"}
+    assert len(np.asarray(loss_ax.get_lines()[0].get_xdata())) == 1000
+
+
+def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Path) -> None:
+    epochs = [
+        *THREE_EPOCHS,
+        {"epoch": 4, "train_loss": float("inf"), "test_loss": float("nan"), "test_accuracy": 0.1},
+    ]
+    path = tmp_path / "curves.png"
+    plots.draw_curves(epochs, path)
+    assert_readable_png(path)
+
+
+# --- conv1 ----------------------------------------------------------------------------------------------
+
+
+def test_conv1_mosaic_places_each_kernel_between_separator_lines(rng: np.random.Generator) -> None:
+    weights = conv1_weights(rng)
+    mosaic = plots.conv1_mosaic(weights, diff=False)
+    assert mosaic.shape == (CONV1_SIDE, CONV1_SIDE, 3)
+    separators = [12 * k for k in range(9)]  # every 11 pixels of kernel plus 1 of gap
+    assert (mosaic[separators, :, :] == plots.RGB_SEPARATOR).all()
+    assert (mosaic[:, separators, :] == plots.RGB_SEPARATOR).all()
+    assert plots.tile_origin(0, 11) == (1, 1)
+    assert plots.tile_origin(9, 11) == (13, 13)  # second row, second column
+    assert plots.tile_origin(63, 11) == (85, 85)
+    kernel9 = weights[9].transpose(1, 2, 0).astype(np.float64)
+    expected = (kernel9 - kernel9.min()) / (kernel9.max() - kernel9.min())
+    np.testing.assert_allclose(mosaic[13:24, 13:24], expected, rtol=1e-6)
+
+
+def test_conv1_mosaic_scales_every_kernel_to_its_own_full_range(rng: np.random.Generator) -> None:
+    weights = conv1_weights(rng)
+    weights[5] *= 100  # one loud kernel must not wash out the others
+    mosaic = plots.conv1_mosaic(weights, diff=False)
+    for index in range(64):
+        row, col = plots.tile_origin(index, 11)
+        tile = mosaic[row : row + 11, col : col + 11]
+        assert tile.min() == pytest.approx(0.0)
+        assert tile.max() == pytest.approx(1.0)
+
+
+def test_conv1_mosaic_draws_a_constant_kernel_mid_grey(rng: np.random.Generator) -> None:
+    weights = conv1_weights(rng)
+    weights[0] = 0.3
+    mosaic = plots.conv1_mosaic(weights, diff=False)
+    assert (mosaic[1:12, 1:12] == 0.5).all()
+
+
+def test_conv1_diff_mosaic_uses_one_symmetric_scale_around_grey() -> None:
+    diff = np.zeros(plots.CONV1_SHAPE, dtype=np.float32)
+    diff[0, 0, 0, 0] = 0.2  # the largest change: full red in the first pixel
+    diff[1, 2, 0, 0] = -0.1  # half as large the other way: blue channel at a quarter
+    mosaic = plots.conv1_mosaic(diff, diff=True)
+    assert mosaic[1, 1].tolist() == pytest.approx([1.0, 0.5, 0.5])
+    row, col = plots.tile_origin(1, 11)
+    assert mosaic[row, col].tolist() == pytest.approx([0.5, 0.5, 0.25])
+    assert mosaic[row + 5, col + 5].tolist() == [0.5, 0.5, 0.5]
+
+
+def test_conv1_zero_diff_draws_every_tile_neutral_grey(tmp_path: Path) -> None:
+    zeros = np.zeros(plots.CONV1_SHAPE, dtype=np.float32)
+    mosaic = plots.conv1_mosaic(zeros, diff=True)
+    tiles = mosaic[mosaic != plots.RGB_SEPARATOR]
+    assert tiles.size == 64 * 11 * 11 * 3
+    assert (tiles == 0.5).all()
+
+    path = tmp_path / "conv1_diff.png"
+    plots.draw_conv1(zeros, "diff", 3, path)
+    pixels = read_png(path).reshape(-1, 3)
+    grey = (np.abs(pixels - 128).max(axis=1) <= 1).mean()
+    white = (pixels == 255).all(axis=1).mean()
+    assert grey > 0.5, "the kernel tiles should cover most of the picture in neutral grey"
+    assert white > 0.05, "the white separators and margins should be there"
+
+
+def test_conv1_initial_and_trained_pictures_differ(
+    tmp_path: Path, rng: np.random.Generator, figures: list[Figure]
+) -> None:
+    initial = conv1_weights(rng)
+    trained = initial + rng.normal(0.0, 0.02, initial.shape).astype(np.float32)
+    plots.draw_conv1(initial, "initial", 0, tmp_path / "initial.png")
+    plots.draw_conv1(trained, "trained", 2, tmp_path / "trained.png")
+    plots.draw_conv1(trained - initial, "diff", 2, tmp_path / "diff.png")
+    before, after, change = (assert_readable_png(tmp_path / f"{n}.png") for n in ("initial", "trained", "diff"))
+    assert np.abs(before - after).mean() > 1.0
+    assert np.abs(after - change).mean() > 1.0
+    assert [fig.get_suptitle() for fig in figures] == [
+        "conv1 — 64 kernels 11×11 RGB — initial (before training)",
+        "conv1 — 64 kernels 11×11 RGB — trained (epoch 2)",
+        "conv1 — 64 kernels 11×11 RGB — change (trained − initial), epoch 2",
+    ]
+    assert figures[0].axes[0].get_title() == "each kernel scaled to its own range"
+    assert "max |Δ|" in figures[2].axes[0].get_title()
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_kernel_pixels_are_drawn_as_squares_of_at_least_seven_screen_pixels(
+    tmp_path: Path, rng: np.random.Generator, figures: list[Figure], layer: str
+) -> None:
+    if layer == "conv1":
+        plots.draw_conv1(conv1_weights(rng), "trained", 1, tmp_path / "grid.png")
+        side = CONV1_SIDE
+    else:
+        plots.draw_conv2(rng.normal(size=plots.CONV2_SHAPE), "trained", 1, 0, tmp_path / "grid.png")
+        side = CONV2_SIDE
+    assert_readable_png(tmp_path / "grid.png")
+    ax = figures[0].axes[0]
+    box = ax.get_window_extent()  # in screen pixels, as laid out when the PNG was drawn
+    assert box.width / side >= 7
+    assert box.height / side >= 7
+    assert box.width == pytest.approx(box.height, rel=0.01)  # square pixels
+    assert ax.get_images()[0].get_interpolation() == "nearest"
+    assert not ax.axison
+
+
+# --- conv2 ----------------------------------------------------------------------------------------------
+
+
+def test_conv2_mosaic_keeps_raw_weights_with_nan_separators(rng: np.random.Generator) -> None:
+    weights = rng.normal(0.0, 0.02, plots.CONV2_SHAPE).astype(np.float32)
+    mosaic = plots.conv2_mosaic(weights)
+    assert mosaic.shape == (CONV2_SIDE, CONV2_SIDE)
+    separators = [6 * k for k in range(9)]
+    assert np.isnan(mosaic[separators, :]).all()
+    assert np.isnan(mosaic[:, separators]).all()
+    assert np.isnan(mosaic).sum() == CONV2_SIDE**2 - 64 * 25
+    row, col = plots.tile_origin(10, 5)
+    assert (row, col) == (7, 13)
+    np.testing.assert_array_equal(mosaic[row : row + 5, col : col + 5], weights[10])
+
+
+def test_conv2_initial_and_trained_share_one_colour_scale_and_differ(
+    tmp_path: Path, rng: np.random.Generator, figures: list[Figure]
+) -> None:
+    initial = rng.normal(0.0, 0.02, plots.CONV2_SHAPE).astype(np.float32)
+    trained = initial + rng.normal(0.0, 0.01, initial.shape).astype(np.float32)
+    plots.draw_conv2(initial, "initial", 0, 4, tmp_path / "initial.png")
+    plots.draw_conv2(trained, "trained", 5, 4, tmp_path / "trained.png")
+    before, after = (
+        assert_readable_png(tmp_path / "initial.png"),
+        assert_readable_png(tmp_path / "trained.png"),
+    )
+    assert np.abs(before - after).mean() > 1.0
+    fig = figures[1]
+    assert fig.get_suptitle() == "conv2 filter 4 — 64 input slices 5×5 — trained (epoch 5)"
+    image = fig.axes[0].get_images()[0]
+    assert image.get_clim() == pytest.approx((trained.min(), trained.max()))
+    assert image.get_interpolation() == "nearest"
+    assert fig.axes[1].get_ylabel() == "weight"  # the colourbar
+
+
+def test_conv2_diff_uses_a_symmetric_diverging_scale(
+    tmp_path: Path, rng: np.random.Generator, figures: list[Figure]
+) -> None:
+    change = rng.normal(0.0, 0.01, plots.CONV2_SHAPE).astype(np.float32)
+    plots.draw_conv2(change, "diff", 2, 0, tmp_path / "diff.png")
+    assert_readable_png(tmp_path / "diff.png")
+    fig = figures[0]
+    assert fig.get_suptitle() == "conv2 filter 0 — 64 input slices 5×5 — change (trained − initial), epoch 2"
+    image = fig.axes[0].get_images()[0]
+    peak = float(np.abs(change).max())
+    assert image.get_clim() == pytest.approx((-peak, peak))
+    assert image.get_cmap().name.startswith("RdBu_r")
+    assert fig.axes[1].get_ylabel() == "Δ weight"
+
+
+def test_conv2_zero_diff_draws_every_slice_in_the_neutral_colour(tmp_path: Path) -> None:
+    path = tmp_path / "diff.png"
+    plots.draw_conv2(np.zeros(plots.CONV2_SHAPE, dtype=np.float32), "diff", 1, 0, path)
+    pixels = read_png(path).reshape(-1, 3)
+    neutral = np.array(matplotlib.colormaps["RdBu_r"](0.5)[:3]) * 255
+    share = (np.abs(pixels - neutral).max(axis=1) <= 2).mean()
+    assert share > 0.3, "the slices should be drawn in the colour of zero change"
+
+
+# --- validation and atomic writes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(64, 3, 5, 5), (3, 11, 11), (32, 3, 11, 11), (64, 1, 11, 11)])
+def test_conv1_with_a_wrong_shape_raises_value_error(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=r"shape \(64, 3, 11, 11\)"):
+        plots.draw_conv1(np.zeros(shape, dtype=np.float32), "initial", 0, tmp_path / "x.png")
+    assert not tmp_path.joinpath("x.png").exists()
+
+
+@pytest.mark.parametrize("shape", [(64, 3, 5, 5), (5, 5), (64, 5, 6), (63, 5, 5)])
+def test_conv2_with_a_wrong_shape_raises_value_error(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=r"shape \(64, 5, 5\)"):
+        plots.draw_conv2(np.zeros(shape, dtype=np.float32), "initial", 0, 0, tmp_path / "x.png")
+
+
+def test_unknown_stage_and_nan_weights_raise_value_error(tmp_path: Path) -> None:
+    weights = np.zeros(plots.CONV2_SHAPE, dtype=np.float32)
+    with pytest.raises(ValueError, match="stage must be one of"):
+        plots.draw_conv2(weights, "final", 1, 0, tmp_path / "x.png")
+    weights[3, 2, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        plots.draw_conv2(weights, "trained", 1, 0, tmp_path / "x.png")
+
+
+def test_writes_create_folders_and_leave_no_temp_files(tmp_path: Path, rng: np.random.Generator) -> None:
+    folder = tmp_path / "jobs" / "7"
+    plots.draw_curves(THREE_EPOCHS, folder / "curves.png")
+    plots.draw_curves(THREE_EPOCHS[:2], folder / "curves.png")  # overwrite in place
+    plots.draw_conv1(conv1_weights(rng), "initial", 0, folder / "conv1_initial.png")
+    assert sorted(p.name for p in folder.iterdir()) == ["conv1_initial.png", "curves.png"]
+
+
+def test_a_failed_write_keeps_the_old_picture_and_removes_the_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "curves.png"
+    plots.draw_curves(THREE_EPOCHS, path)
+    before = path.read_bytes()
+
+    def half_written(self: Figure, fname: Path, **kwargs: object) -> None:
+        Path(fname).write_bytes(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", half_written)
+    with pytest.raises(OSError, match="disk full"):
+        plots.draw_curves(THREE_EPOCHS[:1], path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]

@@ -1,0 +1,134 @@
+"""The worker, in-process, training for real on a few hundred CIFAR-format images at a small size."""
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from service import jobs
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker, transaction
+from service.models import Artifact, EpochMetric, Job
+from service.schemas import JobSpec
+from tests.cifar_files import write_cifar10
+from worker import checkpoint
+from worker.loop import Worker
+from worker.train import build_model
+
+KERNELS = [f"kernels/{layer}/{stage}.png" for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
+
+
+def submit(settings: Settings, **spec: object) -> int:
+    with transaction(make_sessionmaker(make_engine(settings.database_url))) as s:
+        return jobs.create_job(s, JobSpec(**spec)).id  # type: ignore[arg-type]
+
+
+def load(settings: Settings, job_id: int) -> tuple[Job, list[EpochMetric], dict[str, Artifact]]:
+    with transaction(make_sessionmaker(make_engine(settings.database_url))) as s:
+        job = jobs.get_job(s, job_id)
+        metrics = list(job.metrics)
+        artifacts = {a.name: a for a in jobs.artifact_rows(s, job_id)}
+        return job, metrics, artifacts
+
+
+def png(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        image.load()
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.slow
+def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings: Settings) -> None:
+    write_cifar10(settings.data_dir, train_per_batch=60, test_size=100)
+    job_id = submit(settings, epochs=2, image_size=64, batch_size=64, conv2_filter=7)
+    Worker(settings).run(burst=True)
+
+    job, metrics, artifacts = load(settings, job_id)
+    assert (job.status, job.error) == ("succeeded", None)
+    assert job.device == "cpu"
+    assert job.parameter_count == 57_044_810
+    assert job.attempts == 1
+    assert job.epochs_completed == 2
+    assert job.steps_total == job.steps_done == 2 * 5  # 300 images in batches of 64
+    assert [m.epoch for m in metrics] == [1, 2]
+    for m in metrics:
+        assert 0 < m.train_loss < 10 and 0 < m.test_loss < 10
+        assert 0 <= m.test_accuracy <= 1
+        assert m.seconds > 0 and m.images_per_second > 0
+
+    assert set(artifacts) == {"curves.png", "metrics.csv", "weights.pt", *KERNELS}
+    folder = settings.artifact_dir / str(job_id)
+    for name in ["curves.png", *KERNELS]:
+        pixels = png(folder / name)
+        assert pixels.shape[0] >= 400 and pixels.shape[1] >= 400, name
+        assert pixels.std() > 10, f"{name} looks blank"
+        assert artifacts[name].size == (folder / name).stat().st_size
+    for layer in ("conv1", "conv2"):
+        initial = png(folder / f"kernels/{layer}/initial.png")
+        trained = png(folder / f"kernels/{layer}/trained.png")
+        assert not np.array_equal(initial, trained), f"{layer}: training changed nothing"
+
+    csv_lines = (folder / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0] == "epoch,train_loss,test_loss,test_accuracy,seconds,images_per_second"
+    assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "2"]
+
+    model = build_model(torch.device("cpu"), seed=123)
+    model.load_state_dict(checkpoint.load(folder / "weights.pt"))
+    assert not (folder / "checkpoints").exists() or not any((folder / "checkpoints").iterdir())
+
+
+@pytest.mark.slow
+def test_a_cuda_job_on_a_machine_without_cuda_fails_with_a_clear_error(settings: Settings) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    job_id = submit(
+        settings,
+        dataset="synthetic",
+        device="cuda",
+        epochs=1,
+        image_size=64,
+        train_samples=32,
+        test_samples=32,
+    )
+    Worker(settings).run(burst=True)
+    job, metrics, _ = load(settings, job_id)
+    assert job.status == "failed"
+    assert job.error is not None and "cuda" in job.error.lower() and "no CUDA GPU" in job.error
+    assert metrics == []
+
+
+@pytest.mark.slow
+def test_missing_cifar_without_network_fails_saying_where_to_put_the_archive(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", offline)
+    job_id = submit(settings, epochs=1, image_size=64, train_samples=32, test_samples=32)
+    Worker(settings).run(burst=True)
+    job, _, _ = load(settings, job_id)
+    assert job.status == "failed"
+    assert job.error is not None
+    assert str((settings.data_dir / "cifar-10-python.tar.gz").resolve()) in job.error
+
+
+@pytest.mark.slow
+def test_synthetic_data_is_learnable_in_bf16_within_two_epochs(settings: Settings) -> None:
+    job_id = submit(
+        settings,
+        dataset="synthetic",
+        epochs=2,
+        image_size=64,
+        batch_size=32,
+        train_samples=1280,  # 80 steps of 32: enough to leave chance far behind (0.9–1.0 seen)
+        test_samples=200,
+        precision="bf16",
+    )
+    Worker(settings).run(burst=True)
+    job, metrics, _ = load(settings, job_id)
+    assert job.status == "succeeded", job.error
+    assert metrics[-1].test_accuracy >= 0.5, [m.test_accuracy for m in metrics]

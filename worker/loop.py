@@ -1,0 +1,152 @@
+"""The worker process: claim a job, train it under a heartbeat-renewed lease, repeat.
+
+A first SIGTERM/SIGINT stops claiming and makes the running job checkpoint and go back to the queue;
+a second one exits at once (the lease then brings the job back). Each pass also reaps jobs whose
+workers died, so any live worker recovers them.
+"""
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from types import FrameType
+
+import torch
+from sqlalchemy.exc import OperationalError
+
+from service import jobs
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker, transaction
+from worker.runner import JobRun
+
+log = logging.getLogger("worker")
+
+
+def device_label() -> str:
+    """What this worker can run on, as shown in /health: `cuda (<name>)` or `cpu`."""
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name(0)})"
+    return "cpu"
+
+
+class Worker:
+    """One worker process's loop; `run_once` is one pass, `run` the loop around it."""
+
+    def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url)
+        self.sessions = make_sessionmaker(engine=self.engine)
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.device = device_label()
+        self.stopping = threading.Event()
+        self.signals = 0
+        self.current: JobRun | None = None
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            os._exit(128 + signum)  # second signal: now, whatever is running; the lease recovers the job
+        log.info(
+            "worker %s: %s received; finishing up (send it again to exit at once)",
+            self.id,
+            signal.strsignal(signum),
+        )
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop claiming; a running job checkpoints and goes back to the queue."""
+        self.stopping.set()
+        if self.current is not None:
+            self.current.stop_reason = "shutdown"
+
+    def run(self, burst: bool = False) -> None:
+        """Work until stopped, or, with `burst`, until the queue has nothing for this worker."""
+        with transaction(self.sessions) as session:
+            jobs.register_worker(session, self.id, socket.gethostname(), os.getpid(), self.device)
+        log.info("worker %s: ready on %s, polling %s", self.id, self.device, self.engine.url.render_as_string())
+        try:
+            while not self.stopping.is_set():
+                try:
+                    ran = self.run_once()
+                except OperationalError as exc:  # the database is away for a moment: wait, then go on
+                    log.warning("worker %s: database error, retrying: %s", self.id, exc)
+                    ran = False
+                if not ran:
+                    if burst:
+                        break
+                    self.stopping.wait(self.settings.poll_seconds)
+        finally:
+            with transaction(self.sessions) as session:
+                jobs.worker_stopped(session, self.id)
+            self.engine.dispose()
+            log.info("worker %s: stopped", self.id)
+
+    def run_once(self) -> bool:
+        """Reap expired leases, claim one job and run it; False when there was nothing to claim."""
+        s = self.settings
+        with transaction(self.sessions) as session:
+            reaped = jobs.reap_expired(session)
+            jobs.touch_worker(session, self.id, None)
+            claim = jobs.claim_next(session, self.id, self.device != "cpu", s.lease_seconds, s.worker_alive_seconds)
+        if reaped:
+            log.info("worker %s: took back %d job(s) whose worker stopped responding", self.id, reaped)
+        if claim is None:
+            return False
+        log.info("worker %s: claimed job %s (attempt %d)", self.id, claim.job_id, claim.attempt)
+        run = JobRun(s, self.sessions, claim)
+        self.current = run
+        if self.stopping.is_set():
+            run.stop_reason = "shutdown"
+        beat = Heartbeat(self, run)
+        beat.start()
+        try:
+            run.run()
+        finally:
+            beat.stop()
+            self.current = None
+        return True
+
+
+class Heartbeat(threading.Thread):
+    """Renews the lease and publishes progress every `heartbeat_seconds`; tells the run to stop when
+    the job was cancelled or the lease is gone."""
+
+    def __init__(self, worker: Worker, run: JobRun) -> None:
+        super().__init__(name=f"heartbeat-{run.claim.job_id}", daemon=True)
+        self.worker, self.run_ = worker, run
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        s, claim = self.worker.settings, self.run_.claim
+        while not self.done.wait(s.heartbeat_seconds):
+            p = self.run_.progress
+            try:
+                with transaction(self.worker.sessions) as session:
+                    cancel = jobs.heartbeat(
+                        session,
+                        claim.job_id,
+                        claim.token,
+                        s.lease_seconds,
+                        p.steps_done,
+                        p.steps_total,
+                        p.eta_seconds(),
+                    )
+                    jobs.touch_worker(session, self.worker.id, claim.job_id)
+            except jobs.LeaseLost:
+                self.run_.stop_reason = "lease"
+                return
+            except OperationalError as exc:  # try again next beat; the lease has slack for a few misses
+                log.warning("job %s: heartbeat failed: %s", claim.job_id, exc)
+                continue
+            if cancel and self.run_.stop_reason is None:
+                self.run_.stop_reason = "cancel"
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()

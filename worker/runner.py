@@ -1,0 +1,269 @@
+"""Runs one claimed job: loads its data, trains, and publishes metrics, checkpoints and pictures.
+
+Every write is fenced by the claim's lease token. A file is first written under the job's `.staging/`
+folder, then renamed into place inside the same transaction that checks the lease and records it, so
+a worker that lost its job never replaces a file the new owner wrote.
+"""
+
+import csv
+import io
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs
+from service.config import Settings
+from service.db import transaction
+from worker import checkpoint, plots
+from worker.data import DataError, load_dataset
+from worker.train import EpochEnd, Kernels, StartInfo, Stopped, TrainConfig, TrainingError, fit
+
+log = logging.getLogger("worker")
+
+METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
+
+
+@dataclass
+class Progress:
+    """Written by the training thread, read by the heartbeat thread (plain ints and floats: no locking)."""
+
+    steps_done: int = 0
+    steps_total: int | None = None
+    steps_at_start: int = 0
+    started: float = 0.0
+
+    def eta_seconds(self) -> float | None:
+        """Remaining time at the pace of this attempt so far."""
+        done_here = self.steps_done - self.steps_at_start
+        if not self.steps_total or done_here <= 0:
+            return None
+        per_step = (time.monotonic() - self.started) / done_here
+        return round(per_step * (self.steps_total - self.steps_done), 1)
+
+
+class JobRun:
+    """The training hooks for one claim, plus what happens when training ends, however it ends."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], claim: jobs.Claim) -> None:
+        self.settings, self.sessions, self.claim = settings, sessions, claim
+        self.folder = settings.artifact_dir / str(claim.job_id)
+        self.staging = self.folder / ".staging"
+        self.checkpoints = self.folder / "checkpoints"
+        self.progress = Progress()
+        # Set from other threads: "cancel" or "lease" by the heartbeat, "shutdown" by a signal.
+        self.stop_reason: str | None = None
+        self.deadline: float | None = None
+        self.last_checkpoint = claim.checkpoint
+        self.resume_step = 0
+        self._state_dict: Callable[[], dict[str, torch.Tensor]] = dict
+
+    # ------------------------------------------------------------ the whole run
+
+    def run(self) -> str:
+        """Train to the end and record how it ended; returns the job's final (or handed-back) status."""
+        spec, job_id = self.claim.spec, self.claim.job_id
+        try:
+            data = load_dataset(spec.dataset, self.settings.data_dir, spec.train_samples, spec.test_samples, spec.seed)
+            resume = self._load_checkpoint()
+            if spec.max_runtime_seconds:
+                self.deadline = time.monotonic() + spec.max_runtime_seconds
+            fit(self.config(), data, self, resume)
+            self._publish("weights.pt", "application/octet-stream", self._save_weights)
+            self._end("succeeded")
+            shutil.rmtree(self.checkpoints, ignore_errors=True)  # weights.pt holds what a user needs
+            return "succeeded"
+        except Stopped as stop:
+            return self._stopped(stop)
+        except jobs.LeaseLost:
+            log.warning("job %s: lease lost; another worker owns it now", job_id)
+            return "lost"
+        except (DataError, TrainingError) as exc:
+            return self._end("failed", str(exc))
+        except torch.OutOfMemoryError:
+            return self._end("failed", "out of memory on the training device: try a smaller batch_size or image_size")
+        except Exception as exc:
+            log.exception("job %s failed", job_id)
+            return self._end("failed", f"{type(exc).__name__}: {exc}")
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def config(self) -> TrainConfig:
+        s = self.claim.spec
+        return TrainConfig(
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            optimizer=s.optimizer,
+            learning_rate=s.learning_rate,
+            image_size=s.image_size,
+            seed=s.seed,
+            device=s.device,
+            precision=s.precision,
+            conv2_filter=s.conv2_filter,
+        )
+
+    def _stopped(self, stop: Stopped) -> str:
+        job_id = self.claim.job_id
+        if stop.reason == "lease":
+            log.warning("job %s: lease lost; stopping without writing", job_id)
+            return "lost"
+        if stop.reason == "shutdown" and stop.checkpoint is not None:
+            name = self._save_checkpoint(stop.checkpoint, mid_epoch=True)
+            try:
+                with transaction(self.sessions) as session:
+                    jobs.hand_back(session, job_id, self.claim.token, name)
+            except jobs.LeaseLost:
+                (self.checkpoints / name).unlink(missing_ok=True)
+                return "lost"
+            self._forget_checkpoint(name)
+            log.info("job %s: handed back to the queue at its checkpoint %s", job_id, name)
+            return "queued"
+        if stop.reason == "timeout":
+            limit = self.claim.spec.max_runtime_seconds
+            return self._end("failed", f"stopped after running longer than max_runtime_seconds ({limit:g} s)")
+        return self._end("cancelled")
+
+    def _end(self, status: str, error: str | None = None) -> str:
+        try:
+            with transaction(self.sessions) as session:
+                jobs.finish(session, self.claim.job_id, self.claim.token, status, error)
+        except jobs.LeaseLost:
+            log.warning("job %s: lease lost before it could be marked %s", self.claim.job_id, status)
+            return "lost"
+        log.info("job %s: %s%s", self.claim.job_id, status, f" ({error})" if error else "")
+        return status
+
+    # ------------------------------------------------------------ hooks called by `fit`
+
+    def on_start(self, info: StartInfo) -> None:
+        self.progress = Progress(
+            steps_done=info.start_epoch * info.steps_per_epoch + self.resume_step,
+            steps_total=info.steps_total,
+            steps_at_start=info.start_epoch * info.steps_per_epoch + self.resume_step,
+            started=time.monotonic(),
+        )
+        with transaction(self.sessions) as session:
+            jobs.training_started(
+                session,
+                self.claim.job_id,
+                self.claim.token,
+                info.device,
+                info.parameter_count,
+                info.steps_total,
+            )
+        log.info(
+            "job %s: training on %s (%s), %d parameters, %d steps, from epoch %d",
+            self.claim.job_id,
+            info.device,
+            info.precision,
+            info.parameter_count,
+            info.steps_total,
+            info.start_epoch,
+        )
+        self._publish_kernels("initial", info.initial, 0)
+
+    def on_step(self, steps_done: int) -> None:
+        self.progress.steps_done = steps_done
+        if self.stop_reason is not None:
+            raise Stopped(self.stop_reason)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Stopped("timeout")
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        epoch, final = end.result.epoch, end.result.epoch == self.claim.spec.epochs
+        self._state_dict = end.state_dict
+        # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
+        # one epoch, redone from the previous checkpoint.
+        name = self.last_checkpoint if final else self._save_checkpoint(end.checkpoint, mid_epoch=False)
+        with transaction(self.sessions) as session:
+            jobs.record_epoch(session, self.claim.job_id, self.claim.token, asdict(end.result), name or "")
+        if name:
+            self._forget_checkpoint(name)
+        r = end.result
+        log.info(
+            "job %s: epoch %d/%d train_loss=%.4f test_loss=%.4f test_accuracy=%.4f (%.1f s, %.0f images/s)",
+            self.claim.job_id,
+            epoch,
+            self.claim.spec.epochs,
+            r.train_loss,
+            r.test_loss,
+            r.test_accuracy,
+            r.seconds,
+            r.images_per_second,
+        )
+        rows = [asdict(h) for h in end.history]
+        self._publish("curves.png", "image/png", lambda p: plots.draw_curves(rows, p))
+        self._publish_kernels("trained", end.trained, epoch)
+        diff = Kernels(conv1=end.trained.conv1 - end.initial.conv1, conv2=end.trained.conv2 - end.initial.conv2)
+        self._publish_kernels("diff", diff, epoch)
+        self._publish("metrics.csv", "text/csv", lambda p: p.write_text(metrics_csv(rows)))
+
+    # ------------------------------------------------------------ files
+
+    def _publish(self, name: str, content_type: str, write: Callable[[Path], object]) -> None:
+        """Write a file to staging; if this worker still holds the job, rename it into place and record it."""
+        staged = self.staging / f"{self.claim.token[:8]}-{name.replace('/', '-')}"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        write(staged)
+        final = jobs.artifact_path(self.settings.artifact_dir, self.claim.job_id, name)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with transaction(self.sessions) as session:
+            jobs.record_artifact(
+                session, self.claim.job_id, self.claim.token, name, content_type, staged.stat().st_size
+            )
+            staged.replace(final)  # inside the transaction: the lease is still ours until it commits
+
+    def _publish_kernels(self, stage: str, k: Kernels, epoch: int) -> None:
+        f = self.claim.spec.conv2_filter
+        self._publish(f"kernels/conv1/{stage}.png", "image/png", lambda p: plots.draw_conv1(k.conv1, stage, epoch, p))
+        self._publish(
+            f"kernels/conv2/{stage}.png", "image/png", lambda p: plots.draw_conv2(k.conv2, stage, epoch, f, p)
+        )
+
+    def _save_weights(self, path: Path) -> None:
+        checkpoint.save(self._state_dict(), path)
+
+    def _save_checkpoint(self, build: Callable[[], dict], mid_epoch: bool) -> str:
+        state = build()
+        epoch = len(state["history"]) + (1 if mid_epoch else 0)
+        name = f"{self.claim.token[:8]}-e{epoch:04d}-s{state['step']:06d}.pt"
+        checkpoint.save(state, self.checkpoints / name)
+        return name
+
+    def _forget_checkpoint(self, name: str) -> None:
+        """After the database points at `name`, the checkpoint it pointed at before is no longer needed."""
+        if self.last_checkpoint and self.last_checkpoint != name:
+            (self.checkpoints / self.last_checkpoint).unlink(missing_ok=True)
+        self.last_checkpoint = name
+
+    def _load_checkpoint(self) -> dict | None:
+        if not self.claim.checkpoint:
+            return None
+        path = self.checkpoints / self.claim.checkpoint
+        try:
+            state = checkpoint.load(path)
+        except (OSError, RuntimeError, EOFError) as exc:
+            log.error("job %s: checkpoint %s unreadable (%s); starting over", self.claim.job_id, path, exc)
+            return None
+        self.resume_step = int(state.get("step", 0))
+        log.info(
+            "job %s: resuming after epoch %d, step %d",
+            self.claim.job_id,
+            len(state["history"]),
+            self.resume_step,
+        )
+        return state
+
+
+def metrics_csv(rows: list[dict[str, float]]) -> str:
+    """The metric rows as CSV, with a header."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=METRIC_FIELDS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
