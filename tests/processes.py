@@ -1,0 +1,105 @@
+"""Real processes for end-to-end tests: the API under uvicorn and workers, each started and stopped by pid."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from service.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+
+
+def env_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child process use `settings`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_TOKEN")}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        ARTIFACT_DIR=str(settings.artifact_dir),
+        DATA_DIR=str(settings.data_dir),
+        LEASE_SECONDS=str(settings.lease_seconds),
+        HEARTBEAT_SECONDS=str(settings.heartbeat_seconds),
+        POLL_SECONDS=str(settings.poll_seconds),
+        WORKER_ALIVE_SECONDS=str(settings.worker_alive_seconds),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    if settings.api_token:
+        env["API_TOKEN"] = settings.api_token
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """SIGTERM the process we started, then SIGKILL if it lingers; returns its exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`python -m worker` as its own process, logging to `log`."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", *args], cwd=ROOT, env=env_for(settings), stdout=out, stderr=out
+        )
+
+
+@contextmanager
+def api_server(settings: Settings, log: Path) -> Iterator[str]:
+    """`python -m service` on a free loopback port; yields its base URL, stops it afterwards."""
+    port = free_port()
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"],
+            cwd=ROOT,
+            env=env_for(settings, HOST="127.0.0.1", PORT=str(port)),
+            stdout=out,
+            stderr=out,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the API exited early:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{base}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(healthy, 30, "the API to answer /health")
+        yield base
+    finally:
+        stop(process)
