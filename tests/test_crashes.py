@@ -1,0 +1,216 @@
+"""Workers killed, paused and stopped for real: no job is lost, none runs twice, metrics stay contiguous."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from service import jobs
+from service.config import Settings
+from service.db import make_engine, make_sessionmaker, transaction
+from service.models import Job
+from service.schemas import JobSpec
+from tests.conftest import make_settings
+from tests.processes import ROOT, start_worker, stop, wait_for
+from worker import checkpoint
+from worker.loop import Worker
+
+pytestmark = pytest.mark.slow
+
+# Small enough to train in seconds on 2 cores, long enough to be caught mid-epoch.
+SPEC = {"dataset": "synthetic", "image_size": 64, "batch_size": 32, "train_samples": 320, "test_samples": 64}
+
+
+def short_leases(tmp_path: Path, url: str) -> Settings:
+    """Short leases, so that a dead worker's job comes back within seconds."""
+    return make_settings(tmp_path, url, lease_seconds=4.0, heartbeat_seconds=0.5, worker_alive_seconds=5.0)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    return short_leases(tmp_path, sqlite_url)
+
+
+@pytest.fixture
+def both_databases(tmp_path: Path, database_url: str) -> Settings:
+    """For the central scenario, which runs on SQLite and on Postgres."""
+    return short_leases(tmp_path, database_url)
+
+
+class Db:
+    def __init__(self, settings: Settings) -> None:
+        self.sessions = make_sessionmaker(make_engine(settings.database_url))
+
+    def submit(self, **spec: object) -> int:
+        with transaction(self.sessions) as s:
+            return jobs.create_job(s, JobSpec(**{**SPEC, **spec})).id  # type: ignore[arg-type]
+
+    def job(self, job_id: int) -> Job:
+        with transaction(self.sessions) as s:
+            return s.get_one(Job, job_id)
+
+    def epochs(self, job_id: int) -> list[tuple[int, float]]:
+        with transaction(self.sessions) as s:
+            return [(m.epoch, m.train_loss) for m in s.get_one(Job, job_id).metrics]
+
+    def when(self, job_id: int, what: str, test, timeout: float = 120) -> Job:
+        def check() -> Job | None:
+            job = self.job(job_id)
+            return job if test(job) else None
+
+        return wait_for(check, timeout, what)
+
+
+def mid_epoch(epoch: int):
+    """True once the job is past the first step of `epoch` (320 images / 32 = 10 steps an epoch)."""
+    return lambda j: j.epochs_completed == epoch - 1 and j.steps_done >= (epoch - 1) * 10 + 2
+
+
+def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_uninterrupted_run(
+    both_databases: Settings, tmp_path: Path
+) -> None:
+    settings = both_databases
+    db = Db(settings)
+    job_id = db.submit(epochs=3, seed=5)
+    victim = start_worker(settings, tmp_path / "victim.log")
+    db.when(job_id, "epoch 2 to begin", mid_epoch(2))
+    victim.kill()  # SIGKILL: no handler runs, the lease is left to lapse
+    victim.wait()
+
+    rescuer = start_worker(settings, tmp_path / "rescuer.log")
+    try:
+        job = db.when(job_id, "the job to finish elsewhere", lambda j: j.status in jobs.FINISHED, timeout=180)
+    finally:
+        assert stop(rescuer) == 0
+    assert (job.status, job.error, job.attempts) == ("succeeded", None, 2)
+    resumed = db.epochs(job_id)
+    assert [e for e, _ in resumed] == [1, 2, 3]
+
+    reference = db.submit(epochs=3, seed=5)
+    Worker(settings).run(burst=True)
+    uninterrupted = db.epochs(reference)
+    assert [round(loss, 4) for _, loss in resumed] == [round(loss, 4) for _, loss in uninterrupted]
+
+
+def test_sigstop_past_the_lease_then_sigcont_changes_nothing(settings: Settings, tmp_path: Path) -> None:
+    db = Db(settings)
+    job_id = db.submit(epochs=3)
+    paused = start_worker(settings, tmp_path / "paused.log")
+    db.when(job_id, "training to start", mid_epoch(1))
+    os.kill(paused.pid, signal.SIGSTOP)
+    try:
+        time.sleep(settings.lease_seconds + 1)
+        rescuer = start_worker(settings, tmp_path / "rescuer.log")
+        db.when(job_id, "another worker to take over", lambda j: j.attempts == 2 and j.status == "running")
+    finally:
+        os.kill(paused.pid, signal.SIGCONT)
+    try:
+        job = db.when(job_id, "the job to finish", lambda j: j.status in jobs.FINISHED, timeout=180)
+        assert (job.status, job.attempts) == ("succeeded", 2)
+        assert [e for e, _ in db.epochs(job_id)] == [1, 2, 3]
+        wait_for(lambda: "lease lost" in (tmp_path / "paused.log").read_text(), 30, "the paused worker to give up")
+    finally:
+        assert stop(rescuer) == 0
+        assert stop(paused) == 0
+    assert job.worker_id is not None and job.worker_id.split("-")[-2] == str(rescuer.pid)
+
+
+def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts_and_others_run(
+    settings: Settings, tmp_path: Path
+) -> None:
+    db = Db(settings)
+    doomed = db.submit(epochs=50, max_attempts=2)
+    fine = db.submit(epochs=1)
+    for attempt in (1, 2):  # the test plays the OOM killer: each worker dies as soon as it runs `doomed`
+        worker = start_worker(settings, tmp_path / f"doomed-{attempt}.log")
+        db.when(doomed, f"attempt {attempt}", lambda j, a=attempt: j.status == "running" and j.attempts == a)
+        worker.kill()
+        worker.wait()
+    survivor = start_worker(settings, tmp_path / "survivor.log")
+    try:
+        job = db.when(doomed, "the reaper to fail it", lambda j: j.status == "failed", timeout=60)
+        assert job.error == "the worker running this job stopped responding on each of its 2 attempts"
+        other = db.when(fine, "the other job to run", lambda j: j.status in jobs.FINISHED, timeout=120)
+        assert other.status == "succeeded"
+    finally:
+        assert stop(survivor) == 0
+
+
+def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settings: Settings, tmp_path: Path) -> None:
+    db = Db(settings)
+    job_id = db.submit(epochs=2)
+    worker = start_worker(settings, tmp_path / "first.log")
+    db.when(job_id, "epoch 2 to begin", mid_epoch(2))
+    began = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert time.monotonic() - began < 15
+    job = db.job(job_id)
+    assert (job.status, job.attempts, job.epochs_completed) == ("queued", 0, 1)
+    assert job.checkpoint is not None and "-e0002-s" in job.checkpoint  # mid-epoch 2
+    state = checkpoint.load(settings.artifact_dir / str(job_id) / "checkpoints" / job.checkpoint)
+    assert state["step"] >= 2 and len(state["history"]) == 1
+
+    second = start_worker(settings, tmp_path / "second.log")
+    try:
+        job = db.when(job_id, "the job to finish", lambda j: j.status in jobs.FINISHED, timeout=180)
+    finally:
+        assert stop(second) == 0
+    assert (job.status, job.attempts) == ("succeeded", 1)
+    assert [e for e, _ in db.epochs(job_id)] == [1, 2]
+    assert "resuming after epoch 1, step" in (tmp_path / "second.log").read_text()
+
+
+def test_second_sigterm_exits_at_once_and_the_lease_brings_the_job_back(settings: Settings, tmp_path: Path) -> None:
+    db = Db(settings)
+    job_id = db.submit(epochs=2)
+    worker = start_worker(settings, tmp_path / "twice.log")
+    db.when(job_id, "training to start", mid_epoch(1))
+    worker.send_signal(signal.SIGTERM)
+    log = tmp_path / "twice.log"
+    wait_for(lambda: "finishing up" in log.read_text(), 10, "the first signal to be handled")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=10) == 128 + signal.SIGTERM
+    rescuer = start_worker(settings, tmp_path / "rescuer.log")
+    try:
+        job = db.when(job_id, "the job to finish", lambda j: j.status in jobs.FINISHED, timeout=180)
+    finally:
+        assert stop(rescuer) == 0
+    assert job.status == "succeeded"
+    assert [e for e, _ in db.epochs(job_id)] == [1, 2]
+
+
+def test_a_job_past_max_runtime_is_stopped_and_failed(settings: Settings) -> None:
+    db = Db(settings)
+    job_id = db.submit(epochs=50, max_runtime_seconds=3)
+    Worker(settings).run(burst=True)
+    job = db.job(job_id)
+    assert job.status == "failed"
+    assert job.error == "stopped after running longer than max_runtime_seconds (3 s)"
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint_usable(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pt"
+    checkpoint.save({"epoch": 1, "w": torch.ones(3)}, path)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, torch; from pathlib import Path; from worker import checkpoint; "
+            "checkpoint.save({'epoch': 2, 'w': torch.zeros(400_000_000, dtype=torch.uint8)}, Path(sys.argv[1]))",
+            str(path),
+        ],
+        cwd=ROOT,
+    )
+    wait_for(lambda: any(tmp_path.glob(".checkpoint.pt.*.tmp")) or writer.poll() is not None, 60, "the write")
+    writer.kill()
+    writer.wait()
+    assert writer.returncode == -signal.SIGKILL, "the write finished before it could be interrupted"
+    state = checkpoint.load(path)
+    assert state["epoch"] == 1
+    assert torch.equal(state["w"], torch.ones(3))

@@ -1,0 +1,172 @@
+"""Claims, leases, fencing and the reaper, on SQLite and on Postgres."""
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from service import jobs
+from service.db import make_engine, make_sessionmaker, transaction
+from service.models import Job, utcnow
+from service.schemas import JobSpec
+from tests.processes import ROOT
+
+
+@pytest.fixture
+def sessions(database_url: str):
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def queue(sessions, n: int = 1, **spec: object) -> list[int]:
+    with transaction(sessions) as s:
+        return [jobs.create_job(s, JobSpec(**spec)).id for _ in range(n)]  # type: ignore[arg-type]
+
+
+def claim(sessions, worker: str = "w", has_cuda: bool = False, lease: float = 30) -> jobs.Claim | None:
+    with transaction(sessions) as s:
+        return jobs.claim_next(s, worker, has_cuda, lease, alive_seconds=30)
+
+
+def row(sessions, job_id: int) -> Job:
+    with transaction(sessions) as s:
+        return s.get_one(Job, job_id)
+
+
+def expire(sessions, job_id: int) -> None:
+    """Move a lease into the past, as if its worker had gone silent long ago."""
+    with transaction(sessions) as s:
+        s.get_one(Job, job_id).lease_expires_at = utcnow() - timedelta(seconds=1)
+
+
+def test_claims_take_the_oldest_job_once_with_a_lease(sessions) -> None:
+    first, second = queue(sessions, 2)
+    a, b = claim(sessions, "a"), claim(sessions, "b")
+    assert a is not None and b is not None
+    assert (a.job_id, b.job_id) == (first, second)
+    assert a.token != b.token
+    assert claim(sessions, "c") is None
+    job = row(sessions, first)
+    assert (job.status, job.worker_id, job.attempts) == ("running", "a", 1)
+    assert job.lease_expires_at is not None and job.lease_expires_at > utcnow()
+
+
+def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions) -> None:
+    (job_id,) = queue(sessions)
+    old = claim(sessions)
+    assert old is not None
+    expire(sessions, job_id)
+    with transaction(sessions) as s:
+        assert jobs.reap_expired(s) == 1
+    new = claim(sessions, "other")
+    assert new is not None and new.job_id == job_id and new.attempt == 2
+    for write in (
+        lambda s: jobs.heartbeat(s, job_id, old.token, 30, 5, 10, 1.0),
+        lambda s: jobs.record_epoch(
+            s,
+            job_id,
+            old.token,
+            {"epoch": 1, "train_loss": 1, "test_loss": 1, "test_accuracy": 0, "seconds": 1, "images_per_second": 1},
+            "x",
+        ),
+        lambda s: jobs.record_artifact(s, job_id, old.token, "curves.png", "image/png", 1),
+        lambda s: jobs.finish(s, job_id, old.token, "succeeded"),
+        lambda s: jobs.hand_back(s, job_id, old.token, None),
+    ):
+        with pytest.raises(jobs.LeaseLost), transaction(sessions) as s:
+            write(s)
+    job = row(sessions, job_id)
+    assert (job.status, job.lease_token, job.epochs_completed, job.steps_done) == ("running", new.token, 0, 0)
+    with transaction(sessions) as s:
+        assert jobs.artifact_rows(s, job_id) == []
+        assert list(s.get_one(Job, job_id).metrics) == []
+
+
+def test_the_reaper_requeues_then_fails_after_max_attempts(sessions) -> None:
+    (job_id,) = queue(sessions, max_attempts=2)
+    for attempt in (1, 2):
+        c = claim(sessions)
+        assert c is not None and c.attempt == attempt
+        expire(sessions, job_id)
+        with transaction(sessions) as s:
+            assert jobs.reap_expired(s) == 1
+    job = row(sessions, job_id)
+    assert job.status == "failed"
+    assert job.error == "the worker running this job stopped responding on each of its 2 attempts"
+    assert job.finished_at is not None
+
+
+def test_a_live_lease_is_never_reaped(sessions) -> None:
+    (job_id,) = queue(sessions)
+    c = claim(sessions, lease=1)
+    assert c is not None
+    for _ in range(10):  # a healthy job renewed many times over its lease length
+        with transaction(sessions) as s:
+            jobs.heartbeat(s, job_id, c.token, 1, 1, 10, None)
+            assert jobs.reap_expired(s, now=utcnow() + timedelta(seconds=0.5)) == 0
+    assert row(sessions, job_id).status == "running"
+
+
+def test_an_expired_job_with_a_cancel_request_ends_cancelled(sessions) -> None:
+    (job_id,) = queue(sessions)
+    assert claim(sessions) is not None
+    with transaction(sessions) as s:
+        jobs.cancel_job(s, job_id)
+    expire(sessions, job_id)
+    with transaction(sessions) as s:
+        jobs.reap_expired(s)
+    assert row(sessions, job_id).status == "cancelled"
+
+
+def test_hand_back_requeues_and_returns_the_attempt(sessions) -> None:
+    (job_id,) = queue(sessions)
+    c = claim(sessions)
+    assert c is not None
+    with transaction(sessions) as s:
+        jobs.hand_back(s, job_id, c.token, "abc.pt")
+    job = row(sessions, job_id)
+    assert (job.status, job.attempts, job.checkpoint, job.lease_token) == ("queued", 0, "abc.pt", None)
+    again = claim(sessions)
+    assert again is not None and again.checkpoint == "abc.pt" and again.attempt == 1
+
+
+def test_cpu_workers_leave_cuda_jobs_to_a_live_cuda_worker(sessions) -> None:
+    cuda_job, cpu_job = queue(sessions)[0], queue(sessions, device="cpu")[0]
+    with transaction(sessions) as s:
+        s.get_one(Job, cuda_job).device_request = "cuda"
+        jobs.register_worker(s, "gpu-worker", "h", 1, "cuda (H200)")
+    c = claim(sessions, "cpu-worker")
+    assert c is not None and c.job_id == cpu_job
+    assert claim(sessions, "cpu-worker") is None
+    with transaction(sessions) as s:
+        jobs.worker_stopped(s, "gpu-worker")
+    c = claim(sessions, "cpu-worker")  # no CUDA worker alive: take it, so it fails visibly instead of waiting
+    assert c is not None and c.job_id == cuda_job
+
+
+@pytest.mark.slow
+def test_eight_processes_racing_claim_each_job_exactly_once(database_url: str, tmp_path: Path) -> None:
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    ids = queue(sessions, 300)
+    outs = [tmp_path / f"racer-{i}.txt" for i in range(8)]
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.racer", database_url, str(out)], cwd=ROOT, stderr=subprocess.PIPE
+        )
+        for out in outs
+    ]
+    errors = [r.communicate(timeout=240)[1].decode() for r in racers]
+    assert [r.returncode for r in racers] == [0] * 8, errors
+    assert not any("locked" in e for e in errors), errors
+    claimed = [int(line) for out in outs for line in out.read_text().split()]
+    assert sorted(claimed) == sorted(ids)  # every job once: none twice, none missed
+    assert sum(1 for out in outs if out.read_text()) > 1  # the claims really were spread over processes
+    with transaction(sessions) as s:
+        statuses = set(s.scalars(select(Job.status)))
+    assert statuses == {"succeeded"}
+    engine.dispose()
