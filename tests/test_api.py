@@ -12,6 +12,13 @@ from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from tests.conftest import make_settings
 
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """The API tests run on SQLite and on Postgres."""
+    return make_settings(tmp_path, database_url)
+
+
 DEMO = {"dataset": "synthetic", "epochs": 2, "image_size": 64, "train_samples": 512, "test_samples": 256}
 
 
