@@ -255,10 +255,10 @@ def training_started(
     _fenced(session, job_id, token, device=device, parameter_count=parameter_count, steps_total=steps_total)
 
 
-def record_epoch(session: Session, job_id: int, token: str, metric: dict[str, float], checkpoint: str) -> None:
-    """Store one epoch's metrics and point retries at the checkpoint saved at its end."""
+def record_epoch(session: Session, job_id: int, token: str, metric: dict[str, float]) -> None:
+    """Store one epoch's metrics (replacing any rows a previous attempt left from this epoch on)."""
     epoch = int(metric["epoch"])
-    _fenced(session, job_id, token, epochs_completed=epoch, checkpoint=checkpoint)
+    _fenced(session, job_id, token, epochs_completed=epoch)
     session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch >= epoch))
     session.add(
         EpochMetric(
@@ -272,6 +272,11 @@ def record_epoch(session: Session, job_id: int, token: str, metric: dict[str, fl
             created_at=utcnow(),
         )
     )
+
+
+def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:
+    """Point retries at a checkpoint file that is now safely on disk."""
+    _fenced(session, job_id, token, checkpoint=checkpoint)
 
 
 def record_artifact(session: Session, job_id: int, token: str, name: str, content_type: str, size: int) -> None:

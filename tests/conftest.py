@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from service.app import create_app
 from service.config import Settings
+from tests.processes import stop_all_started
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -36,6 +37,13 @@ def _postgres_available() -> bool:
         return True
     except OperationalError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """Whatever processes a test started are gone when it ends, passed or failed."""
+    yield
+    stop_all_started()
 
 
 @pytest.fixture(scope="session")

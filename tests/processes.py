@@ -17,6 +17,8 @@ from service.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+# Every process these helpers start, so that a failing test cannot leave one running (see conftest).
+STARTED: list[subprocess.Popen[bytes]] = []
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
@@ -71,9 +73,21 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
 def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
     """`python -m worker` as its own process, logging to `log`."""
     with open(log, "ab") as out:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             [sys.executable, "-m", "worker", *args], cwd=ROOT, env=env_for(settings), stdout=out, stderr=out
         )
+    STARTED.append(process)
+    return process
+
+
+def stop_all_started() -> None:
+    """Kill whatever a test started and left running (a failed test); SIGCONT first in case it is paused."""
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.kill()
+            process.wait()
 
 
 @contextmanager
@@ -88,6 +102,7 @@ def api_server(settings: Settings, log: Path) -> Iterator[str]:
             stdout=out,
             stderr=out,
         )
+    STARTED.append(process)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:

@@ -16,7 +16,7 @@ from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Job
 from service.schemas import JobSpec
 from tests.conftest import make_settings
-from tests.processes import ROOT, start_worker, stop, wait_for
+from tests.processes import ROOT, STARTED, start_worker, stop, wait_for
 from worker import checkpoint
 from worker.loop import Worker
 
@@ -207,6 +207,7 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint_usable(
         ],
         cwd=ROOT,
     )
+    STARTED.append(writer)
     wait_for(lambda: any(tmp_path.glob(".checkpoint.pt.*.tmp")) or writer.poll() is not None, 60, "the write")
     writer.kill()
     writer.wait()

@@ -12,7 +12,7 @@ from service import jobs
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Job, utcnow
 from service.schemas import JobSpec
-from tests.processes import ROOT
+from tests.processes import ROOT, STARTED
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions) -> None:
             job_id,
             old.token,
             {"epoch": 1, "train_loss": 1, "test_loss": 1, "test_accuracy": 0, "seconds": 1, "images_per_second": 1},
-            "x",
         ),
+        lambda s: jobs.set_checkpoint(s, job_id, old.token, "x.pt"),
         lambda s: jobs.record_artifact(s, job_id, old.token, "curves.png", "image/png", 1),
         lambda s: jobs.finish(s, job_id, old.token, "succeeded"),
         lambda s: jobs.hand_back(s, job_id, old.token, None),
@@ -81,6 +81,7 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions) -> None:
             write(s)
     job = row(sessions, job_id)
     assert (job.status, job.lease_token, job.epochs_completed, job.steps_done) == ("running", new.token, 0, 0)
+    assert job.checkpoint is None
     with transaction(sessions) as s:
         assert jobs.artifact_rows(s, job_id) == []
         assert list(s.get_one(Job, job_id).metrics) == []
@@ -160,6 +161,7 @@ def test_eight_processes_racing_claim_each_job_exactly_once(database_url: str, t
         )
         for out in outs
     ]
+    STARTED.extend(racers)
     errors = [r.communicate(timeout=240)[1].decode() for r in racers]
     assert [r.returncode for r in racers] == [0] * 8, errors
     assert not any("locked" in e for e in errors), errors

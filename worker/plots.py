@@ -51,7 +51,8 @@ def draw_curves(epochs: Sequence[Mapping[str, float]], path: Path, title: str = 
     loss_ax.plot(x, test_loss, label="test loss", **style)
     loss_ax.set(title="Loss", xlabel="epoch", ylabel="loss (NLL)")
     last = f" (last {100 * accuracy[-1]:.1f} %)" if len(x) and np.isfinite(accuracy[-1]) else ""
-    acc_ax.plot(x, 100 * accuracy, color="C2", label=f"test accuracy{last}", **style)
+    # clip_on=False: points at exactly 0 or 100 % would otherwise be cut in half by the frame
+    acc_ax.plot(x, 100 * accuracy, color="C2", label=f"test accuracy{last}", clip_on=False, **style)
     acc_ax.axhline(CHANCE_PERCENT, linestyle="--", color="0.45", label=f"chance ({CHANCE_PERCENT:.0f} %)")
     acc_ax.set(title="Test accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
 

@@ -3,6 +3,9 @@
 Every write is fenced by the claim's lease token. A file is first written under the job's `.staging/`
 folder, then renamed into place inside the same transaction that checks the lease and records it, so
 a worker that lost its job never replaces a file the new owner wrote.
+
+Metrics are recorded as each epoch ends; checkpoints and pictures are written by one background thread
+(`Publisher`) while the next epoch trains, so the GPU does not wait for the disk or for matplotlib.
 """
 
 import csv
@@ -11,8 +14,10 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -47,6 +52,38 @@ class Progress:
         return round(per_step * (self.steps_total - self.steps_done), 1)
 
 
+class Publisher:
+    """One background thread for a job's file work, in submission order, at most one batch in flight
+    (so at most one snapshot of the weights waits in memory). Its errors surface in the training thread."""
+
+    def __init__(self, job_id: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"publish-{job_id}")
+        self.pending: Future[None] | None = None
+
+    def submit(self, work: Callable[[], None]) -> None:
+        self.wait()
+        self.pending = self.pool.submit(work)
+
+    def wait(self) -> None:
+        """Block until the submitted work is done; re-raise what it raised."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def check(self) -> None:
+        """Cheap, for every step: re-raise a failure of finished work without waiting for unfinished work."""
+        if self.pending is not None and self.pending.done():
+            self.wait()
+
+    def close(self) -> None:
+        """Finish what was submitted, ignoring its errors (the run is ending some other way already)."""
+        try:
+            self.wait()
+        except Exception as exc:
+            log.warning("background file work failed while stopping: %s", exc)
+        self.pool.shutdown()
+
+
 class JobRun:
     """The training hooks for one claim, plus what happens when training ends, however it ends."""
 
@@ -62,6 +99,7 @@ class JobRun:
         self.last_checkpoint = claim.checkpoint
         self.resume_step = 0
         self._state_dict: Callable[[], dict[str, torch.Tensor]] = dict
+        self.publisher = Publisher(claim.job_id)
 
     # ------------------------------------------------------------ the whole run
 
@@ -74,7 +112,9 @@ class JobRun:
             if spec.max_runtime_seconds:
                 self.deadline = time.monotonic() + spec.max_runtime_seconds
             fit(self.config(), data, self, resume)
+            # The last epoch's pictures are drawing in the background; save the weights meanwhile.
             self._publish("weights.pt", "application/octet-stream", self._save_weights)
+            self.publisher.wait()
             self._end("succeeded")
             shutil.rmtree(self.checkpoints, ignore_errors=True)  # weights.pt holds what a user needs
             return "succeeded"
@@ -91,6 +131,7 @@ class JobRun:
             log.exception("job %s failed", job_id)
             return self._end("failed", f"{type(exc).__name__}: {exc}")
         finally:
+            self.publisher.close()
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def config(self) -> TrainConfig:
@@ -112,8 +153,13 @@ class JobRun:
         if stop.reason == "lease":
             log.warning("job %s: lease lost; stopping without writing", job_id)
             return "lost"
+        try:
+            self.publisher.wait()  # the previous epoch's checkpoint and pictures first
+        except jobs.LeaseLost:
+            log.warning("job %s: lease lost while stopping; leaving it to its new owner", job_id)
+            return "lost"
         if stop.reason == "shutdown" and stop.checkpoint is not None:
-            name = self._save_checkpoint(stop.checkpoint, mid_epoch=True)
+            name = self._save_checkpoint(stop.checkpoint(), mid_epoch=True)
             try:
                 with transaction(self.sessions) as session:
                     jobs.hand_back(session, job_id, self.claim.token, name)
@@ -129,6 +175,8 @@ class JobRun:
         return self._end("cancelled")
 
     def _end(self, status: str, error: str | None = None) -> str:
+        if status != "succeeded":
+            self.publisher.close()  # let pictures already under way land before the job is marked
         try:
             with transaction(self.sessions) as session:
                 jobs.finish(session, self.claim.job_id, self.claim.token, status, error)
@@ -165,7 +213,8 @@ class JobRun:
             info.steps_total,
             info.start_epoch,
         )
-        self._publish_kernels("initial", info.initial, 0)
+        initial = info.initial
+        self.publisher.submit(lambda: self._publish_kernels("initial", initial, 0))
 
     def on_step(self, steps_done: int) -> None:
         self.progress.steps_done = steps_done
@@ -173,22 +222,16 @@ class JobRun:
             raise Stopped(self.stop_reason)
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise Stopped("timeout")
+        self.publisher.check()
 
     def on_epoch_end(self, end: EpochEnd) -> None:
-        epoch, final = end.result.epoch, end.result.epoch == self.claim.spec.epochs
-        self._state_dict = end.state_dict
-        # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
-        # one epoch, redone from the previous checkpoint.
-        name = self.last_checkpoint if final else self._save_checkpoint(end.checkpoint, mid_epoch=False)
+        r, job_id, token = end.result, self.claim.job_id, self.claim.token
         with transaction(self.sessions) as session:
-            jobs.record_epoch(session, self.claim.job_id, self.claim.token, asdict(end.result), name or "")
-        if name:
-            self._forget_checkpoint(name)
-        r = end.result
+            jobs.record_epoch(session, job_id, token, asdict(r))
         log.info(
             "job %s: epoch %d/%d train_loss=%.4f test_loss=%.4f test_accuracy=%.4f (%.1f s, %.0f images/s)",
-            self.claim.job_id,
-            epoch,
+            job_id,
+            r.epoch,
             self.claim.spec.epochs,
             r.train_loss,
             r.test_loss,
@@ -196,10 +239,31 @@ class JobRun:
             r.seconds,
             r.images_per_second,
         )
+        self._state_dict = end.state_dict
+        # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
+        # one epoch, redone from the previous checkpoint.
+        final = r.epoch == self.claim.spec.epochs
+        snapshot = None if final else to_cpu_copy(end.checkpoint())
         rows = [asdict(h) for h in end.history]
+        trained = end.trained
+        diff = Kernels(conv1=trained.conv1 - end.initial.conv1, conv2=trained.conv2 - end.initial.conv2)
+        self.publisher.submit(lambda: self._epoch_files(r.epoch, snapshot, rows, trained, diff))
+
+    def _epoch_files(
+        self, epoch: int, snapshot: dict[str, Any] | None, rows: list[dict[str, float]], trained: Kernels, diff: Kernels
+    ) -> None:
+        """An epoch's checkpoint and pictures (on the publisher's thread)."""
+        if snapshot is not None:
+            name = self._save_checkpoint(snapshot, mid_epoch=False)
+            try:
+                with transaction(self.sessions) as session:
+                    jobs.set_checkpoint(session, self.claim.job_id, self.claim.token, name)
+            except jobs.LeaseLost:
+                (self.checkpoints / name).unlink(missing_ok=True)
+                raise
+            self._forget_checkpoint(name)
         self._publish("curves.png", "image/png", lambda p: plots.draw_curves(rows, p))
-        self._publish_kernels("trained", end.trained, epoch)
-        diff = Kernels(conv1=end.trained.conv1 - end.initial.conv1, conv2=end.trained.conv2 - end.initial.conv2)
+        self._publish_kernels("trained", trained, epoch)
         self._publish_kernels("diff", diff, epoch)
         self._publish("metrics.csv", "text/csv", lambda p: p.write_text(metrics_csv(rows)))
 
@@ -228,8 +292,7 @@ class JobRun:
     def _save_weights(self, path: Path) -> None:
         checkpoint.save(self._state_dict(), path)
 
-    def _save_checkpoint(self, build: Callable[[], dict], mid_epoch: bool) -> str:
-        state = build()
+    def _save_checkpoint(self, state: dict[str, Any], mid_epoch: bool) -> str:
         epoch = len(state["history"]) + (1 if mid_epoch else 0)
         name = f"{self.claim.token[:8]}-e{epoch:04d}-s{state['step']:06d}.pt"
         checkpoint.save(state, self.checkpoints / name)
@@ -258,6 +321,17 @@ class JobRun:
             self.resume_step,
         )
         return state
+
+
+def to_cpu_copy(state: Any) -> Any:
+    """A copy of a checkpoint dict that training can no longer change (tensors cloned to host memory)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: to_cpu_copy(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(to_cpu_copy(v) for v in state)
+    return state
 
 
 def metrics_csv(rows: list[dict[str, float]]) -> str:
