@@ -1,7 +1,7 @@
 """The FastAPI application factory: settings in, app out, every error in one JSON shape."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
@@ -19,11 +20,23 @@ from service.routes import public, router
 
 log = logging.getLogger("service")
 
-HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+}
 
 
-def _error(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(code, message, details), status_code=status)
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
 
 class BodyLimit:
@@ -65,6 +78,15 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method served at the request's path; the router's own 405 names only the first route's (POST /jobs)."""
+    methods: set[str] = set()
+    for route in (*request.app.router.routes, *public.routes, *router.routes):
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in exc.errors()]
 
@@ -87,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.sessions = make_sessionmaker(engine)
+    app.state.read_sessions = make_sessionmaker(engine, read_only=True)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -97,9 +120,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _error(422, "invalid_request", "the request is not valid; see details", _validation_details(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # RFC 9110: a 405 lists every method the resource supports
+            headers["Allow"] = _allowed_methods(request)
+        return _error(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(OperationalError)
     async def _database(_: Request, exc: OperationalError) -> JSONResponse:

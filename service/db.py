@@ -45,14 +45,16 @@ def make_engine(url: str) -> Engine:
         # A deferred transaction that reads and then writes cannot wait for the lock in WAL mode: SQLite
         # fails it with "database is locked" at once. Taking the write lock up front makes every
         # transaction wait its turn under busy_timeout instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only unit of work (see `make_sessionmaker`) never upgrades, so it begins deferred: in WAL mode
+        # it then reads a snapshot without waiting for, or holding, the one write lock.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
     return engine
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that keep loaded objects readable after commit."""
-    return sessionmaker(engine, expire_on_commit=False)
+def make_sessionmaker(engine: Engine, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects readable after commit; `read_only` ones must not write."""
+    return sessionmaker(engine.execution_options(read_only=True) if read_only else engine, expire_on_commit=False)
 
 
 @contextmanager

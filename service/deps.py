@@ -23,8 +23,17 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_read_session(request: Request) -> Iterator[Session]:
+    """A session for routes that only read: on SQLite it never waits for the write lock."""
+    with request.app.state.read_sessions() as session, session.begin():
+        yield session
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent (FastAPI's default for `yield` ends after it), so a
+# client that got 201 can read its job at once, and a failed commit is an error response, not a lost 201.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="Needed only when the server sets API_TOKEN.")
 

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import text
 
 from service import jobs
-from service.deps import SessionDep, SettingsDep, require_token
+from service.deps import ReadSessionDep, SessionDep, SettingsDep, require_token
 from service.errors import NotFound
 from service.models import Job
 from service.schemas import (
@@ -45,6 +45,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "Invalid request"),
     )
 }
+# What the worker writes: curves and kernel grids, metrics.csv, weights.pt.
+ARTIFACT_TYPES = ("image/png", "text/csv", "application/octet-stream")
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
 
 public = APIRouter()
@@ -113,7 +115,15 @@ EXAMPLES = {
 }
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut, responses={409: {"model": ErrorBody}})
+# What only a request body can cause: bytes that are not UTF-8 JSON, a body over MAX_BODY_BYTES, a reused key.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)"},
+    409: {"model": ErrorBody, "description": "Idempotency-Key already used with another body"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+}
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut, responses=BODY_ERRORS)
 def submit_job(
     response: Response,
     session: SessionDep,
@@ -130,7 +140,7 @@ def submit_job(
 
 @router.get("/jobs", response_model=JobList)
 def list_jobs(
-    session: SessionDep,
+    session: ReadSessionDep,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     offset: Annotated[int, Query(ge=0, le=jobs.MAX_ID)] = 0,
@@ -141,7 +151,7 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: JobId, session: SessionDep) -> JobOut:
+def get_job(job_id: JobId, session: ReadSessionDep) -> JobOut:
     """A job's status, progress, device and error."""
     return job_out(jobs.get_job(session, job_id))
 
@@ -161,7 +171,7 @@ METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds",
     response_model=MetricsOut,
     responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"}},
 )
-def get_metrics(job_id: JobId, session: SessionDep, format: Literal["json", "csv"] = "json") -> Any:
+def get_metrics(job_id: JobId, session: ReadSessionDep, format: Literal["json", "csv"] = "json") -> Any:
     """Per-epoch training loss, test loss, test accuracy and speed, as JSON or CSV."""
     job = jobs.get_job(session, job_id)
     rows = [EpochMetricOut.model_validate(m, from_attributes=True) for m in job.metrics]
@@ -174,7 +184,7 @@ def get_metrics(job_id: JobId, session: SessionDep, format: Literal["json", "csv
     return MetricsOut(job_id=job.id, status=job.status, epochs=rows)
 
 
-def serve_artifact(session: SessionDep, settings: SettingsDep, job_id: int, name: str) -> FileResponse:
+def serve_artifact(session: ReadSessionDep, settings: SettingsDep, job_id: int, name: str) -> FileResponse:
     """A file the database says the job has, if it really lies inside that job's folder."""
     jobs.get_job(session, job_id)
     row = jobs.artifact_row(session, job_id, name)
@@ -186,13 +196,13 @@ def serve_artifact(session: SessionDep, settings: SettingsDep, job_id: int, name
 
 
 @router.get("/jobs/{job_id}/curves.png", response_class=FileResponse, responses=PNG)
-def get_curves(job_id: JobId, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def get_curves(job_id: JobId, session: ReadSessionDep, settings: SettingsDep) -> FileResponse:
     """Training and test loss, and test accuracy, per epoch; redrawn after every epoch."""
     return serve_artifact(session, settings, job_id, "curves.png")
 
 
 @router.get("/jobs/{job_id}/kernels", response_model=KernelList)
-def list_kernels(job_id: JobId, session: SessionDep) -> KernelList:
+def list_kernels(job_id: JobId, session: ReadSessionDep) -> KernelList:
     """The kernel images drawn so far (conv1 and conv2; initial, trained, diff)."""
     jobs.get_job(session, job_id)
     kernels = []
@@ -212,14 +222,14 @@ def list_kernels(job_id: JobId, session: SessionDep) -> KernelList:
 
 @router.get("/jobs/{job_id}/kernels/{layer}/{stage}.png", response_class=FileResponse, responses=PNG)
 def get_kernel_image(
-    job_id: JobId, layer: Layer, stage: Stage, session: SessionDep, settings: SettingsDep
+    job_id: JobId, layer: Layer, stage: Stage, session: ReadSessionDep, settings: SettingsDep
 ) -> FileResponse:
     """One kernel grid (conv1's 64 RGB kernels, or one conv2 filter's 64 slices): before, after, or the change."""
     return serve_artifact(session, settings, job_id, f"kernels/{layer}/{stage}.png")
 
 
 @router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)
-def list_artifacts(job_id: JobId, session: SessionDep) -> ArtifactList:
+def list_artifacts(job_id: JobId, session: ReadSessionDep) -> ArtifactList:
     """Every file the job has written: name, size, content type and download URL."""
     jobs.get_job(session, job_id)
     items = [
@@ -238,15 +248,15 @@ def list_artifacts(job_id: JobId, session: SessionDep) -> ArtifactList:
 @router.get(
     "/jobs/{job_id}/artifacts/{name:path}",
     response_class=FileResponse,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file"}},
+    responses={200: {"content": {t: {} for t in ARTIFACT_TYPES}, "description": "The file, in its own content type"}},
 )
-def get_artifact(job_id: JobId, name: str, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def get_artifact(job_id: JobId, name: str, session: ReadSessionDep, settings: SettingsDep) -> FileResponse:
     """Download one artifact by the name `GET /jobs/{id}/artifacts` lists."""
     return serve_artifact(session, settings, job_id, name)
 
 
 @public.get("/health", response_model=Health, responses={503: {"model": ErrorBody}})
-def health(session: SessionDep, settings: SettingsDep) -> Health:
+def health(session: ReadSessionDep, settings: SettingsDep) -> Health:
     """Liveness, the database, the queue depth and the workers that heartbeated recently."""
     session.execute(text("SELECT 1"))
     workers = [

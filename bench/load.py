@@ -1,0 +1,228 @@
+"""`python -m bench.load`: how fast the API answers reads while a worker trains, on SQLite.
+
+Starts the API (`python -m service`) and one worker (`python -m worker`) as real processes on 127.0.0.1,
+over a fresh SQLite database migrated by Alembic. One job trains for the whole run (its heartbeats, epoch
+rows and artifact rows are the writes the reads compete with); `--clients` threads poll that job's
+`GET /jobs/{id}` and `GET /jobs/{id}/metrics` alternately for `--seconds`. Prints the request count, errors,
+requests per second and latency percentiles, and a markdown line for the README; then cancels the job and
+stops both processes by pid.
+"""
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from alembic import command
+from alembic.config import Config
+
+from service.config import Settings
+from tests.processes import api_server, start_worker, stop, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+# The p99 the README promises for reads on SQLite while a job trains.
+TARGET_P99_MS = 100.0
+# A job that outlasts any run: small synthetic epochs (a few seconds each on a CPU), so that epoch rows,
+# artifact rows and heartbeats are all written while the clients read. On the CPU, so that the figure does
+# not depend on whether the machine has a GPU. Cancelled at the end.
+JOB = {
+    "name": "bench.load",
+    "dataset": "synthetic",
+    "image_size": 64,
+    "batch_size": 32,
+    "train_samples": 512,
+    "test_samples": 256,
+    "epochs": 1000,
+    "device": "cpu",
+}
+# A request slower than this counts as an error; no read should come near it.
+REQUEST_TIMEOUT_S = 10.0
+# Loading data and building the model takes seconds; this bounds the wait for the first training step.
+START_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Samples:
+    """What the clients saw: one latency (ms) per answered request, by endpoint; errors by kind."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {"job": [], "metrics": []})
+    errors: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, endpoint: str, ms: float, error: str | None) -> None:
+        with self.lock:
+            if error is None:
+                self.latencies[endpoint].append(ms)
+            else:
+                self.errors[error] = self.errors.get(error, 0) + 1
+
+
+def percentile(sorted_ms: list[float], p: float) -> float:
+    """The nearest-rank percentile of an ascending list."""
+    return sorted_ms[max(0, math.ceil(p / 100 * len(sorted_ms)) - 1)] if sorted_ms else float("nan")
+
+
+def client(base: str, job_id: int, deadline: float, max_requests: int, samples: Samples) -> None:
+    """One client: GET the job, then its metrics, and again, until the deadline or `max_requests`."""
+    paths = [("job", f"/jobs/{job_id}"), ("metrics", f"/jobs/{job_id}/metrics")]
+    with httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S) as http:
+        for i in range(max_requests):
+            if time.monotonic() >= deadline:
+                return
+            endpoint, path = paths[i % 2]
+            started = time.perf_counter()
+            error: str | None = None
+            try:
+                response = http.get(path)
+                if response.status_code != 200:
+                    error = f"HTTP {response.status_code} {response.text[:120]}"
+            except httpx.HTTPError as exc:
+                error = type(exc).__name__
+            samples.add(endpoint, (time.perf_counter() - started) * 1000, error)
+
+
+def migrate(url: str) -> None:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+@contextmanager
+def service(root: Path) -> Iterator[tuple[str, Settings]]:
+    """The API and one worker over a fresh database under `root`; both stopped by pid afterwards."""
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'jobs.db'}", artifact_dir=root / "artifacts", data_dir=root / "data"
+    )
+    migrate(settings.database_url)
+    with api_server(settings, root / "api.log") as base:
+        worker = start_worker(settings, root / "worker.log")
+        try:
+            yield base, settings
+        finally:
+            stop(worker)
+
+
+def job_state(http: httpx.Client, job_id: int) -> dict[str, Any]:
+    body: dict[str, Any] = http.get(f"/jobs/{job_id}").raise_for_status().json()
+    return body
+
+
+def run(seconds: float, clients: int, max_requests: int, root: Path) -> bool:
+    """The whole benchmark; True when p99 met the target and nothing failed."""
+    with service(root) as (base, _), httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S) as http:
+        job_id = int(http.post("/jobs", json=JOB).raise_for_status().json()["id"])
+        try:
+            print(f"job {job_id} queued; waiting for the worker to start training it …", flush=True)
+
+            def training() -> bool:
+                state = job_state(http, job_id)
+                if state["status"] not in ("queued", "running"):
+                    raise RuntimeError(f"job {job_id} ended {state['status']}: {state['error']}")
+                return state["status"] == "running" and state["progress"]["steps_done"] > 0
+
+            wait_for(training, START_TIMEOUT_S, f"job {job_id} to report its first training steps", interval=0.5)
+            before = job_state(http, job_id)["progress"]
+            print(f"training; {clients} clients read for {seconds:g} s …", flush=True)
+
+            samples = Samples()
+            deadline = time.monotonic() + seconds
+            per_client = max(1, max_requests // clients)
+            threads = [
+                threading.Thread(target=client, args=(base, job_id, deadline, per_client, samples), daemon=True)
+                for _ in range(clients)
+            ]
+            load_before, started = os.getloadavg()[0], time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(seconds + 2 * REQUEST_TIMEOUT_S)
+            elapsed, load_after = time.perf_counter() - started, os.getloadavg()[0]
+            after = job_state(http, job_id)
+        finally:
+            cancelled = http.post(f"/jobs/{job_id}/cancel")
+            print(f"cancel job {job_id}: HTTP {cancelled.status_code}", flush=True)
+            try:  # the worker notices at its next step; the processes are stopped by pid either way
+                wait_for(lambda: job_state(http, job_id)["status"] == "cancelled", 60, f"job {job_id} to stop")
+            except AssertionError as exc:
+                print(f"warning: {exc}", file=sys.stderr)
+
+    if after["status"] != "running":
+        raise RuntimeError(f"job {job_id} stopped training during the run: {after['status']} {after['error']}")
+    met = report(samples, elapsed, clients, seconds, before, after["progress"])
+    cores = len(os.sched_getaffinity(0))
+    # This run's API, worker and clients count in it; well above their share means other work competed.
+    print(f"load average {load_before:.1f} before, {load_after:.1f} after, on {cores} cores")
+    return met
+
+
+def report(
+    samples: Samples, elapsed: float, clients: int, seconds: float, before: dict[str, Any], after: dict[str, Any]
+) -> bool:
+    """Print the figures; True when p99 met the target and no request failed."""
+    everything = sorted(ms for ms_list in samples.latencies.values() for ms in ms_list)
+    errors = sum(samples.errors.values())
+    count = len(everything) + errors
+    rate = count / elapsed
+    print(f"\nrequests {count:,}  errors {errors}  {rate:,.0f} req/s over {elapsed:.1f} s with {clients} clients")
+    print(
+        f"worker meanwhile: steps {before['steps_done']} → {after['steps_done']}, "
+        f"epochs {before['epochs_completed']} → {after['epochs_completed']}"
+    )
+    for kind, n in sorted(samples.errors.items()):
+        print(f"  error ×{n}: {kind}")
+    print(f"\n{'endpoint':<22}{'count':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}  (ms)")
+    rows = [("GET /jobs/{id}", samples.latencies["job"]), ("GET /jobs/{id}/metrics", samples.latencies["metrics"])]
+    for name, ms_list in [*rows, ("all", everything)]:
+        s = sorted(ms_list)
+        print(f"{name:<22}{len(s):>8,}" + "".join(f"{percentile(s, p):>9.1f}" for p in (50, 95, 99)) + f"{s[-1]:>9.1f}")
+    p50, p95, p99 = (percentile(everything, p) for p in (50, 95, 99))
+    cores = len(os.sched_getaffinity(0))
+    print(
+        f"\n| SQLite, {cores} cores, 1 worker training, {clients} clients, {seconds:g} s "
+        f"| {count:,} requests, {errors} errors | {rate:,.0f} req/s "
+        f"| p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {everything[-1]:.1f} ms |"
+    )
+    met = p99 <= TARGET_P99_MS and errors == 0
+    print(f"\np99 {p99:.1f} ms {'meets' if met else 'MISSES'} the {TARGET_P99_MS:.0f} ms target", end="")
+    print("." if errors == 0 else f", and {errors} requests failed.")
+    return met
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long the clients read (default 30)")
+    parser.add_argument("--clients", type=int, default=10, help="concurrent clients (default 10)")
+    parser.add_argument("--max-requests", type=int, default=1_000_000, help="stop early after this many requests")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (database, api.log, worker.log)")
+    args = parser.parse_args()
+    if not (0 < args.seconds <= 3600 and 1 <= args.clients <= 200 and args.max_requests >= args.clients):
+        parser.error("need 0 < --seconds ≤ 3600, 1 ≤ --clients ≤ 200 and --max-requests ≥ --clients")
+    root = Path(tempfile.mkdtemp(prefix="alexnet-jobs-load-"))
+    try:
+        run(args.seconds, args.clients, args.max_requests, root)
+    except BaseException:
+        for log in ("api.log", "worker.log"):
+            if (root / log).exists():
+                tail = (root / log).read_text(errors="replace").splitlines()[-20:]
+                print(f"--- last lines of {log}:", *tail, sep="\n", file=sys.stderr)
+        raise
+    finally:
+        if args.keep:
+            print(f"kept {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
