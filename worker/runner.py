@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -135,18 +135,8 @@ class JobRun:
             shutil.rmtree(self.staging, ignore_errors=True)
 
     def config(self) -> TrainConfig:
-        s = self.claim.spec
-        return TrainConfig(
-            epochs=s.epochs,
-            batch_size=s.batch_size,
-            optimizer=s.optimizer,
-            learning_rate=s.learning_rate,
-            image_size=s.image_size,
-            seed=s.seed,
-            device=s.device,
-            precision=s.precision,
-            conv2_filter=s.conv2_filter,
-        )
+        """The training part of the job's spec (the spec's fields of the same names)."""
+        return TrainConfig(**{f.name: getattr(self.claim.spec, f.name) for f in fields(TrainConfig)})
 
     def _stopped(self, stop: Stopped) -> str:
         job_id = self.claim.job_id
