@@ -115,9 +115,10 @@ class JobRun:
             # The last epoch's pictures are drawing in the background; save the weights meanwhile.
             self._publish("weights.pt", "application/octet-stream", self._save_weights)
             self.publisher.wait()
-            self._end("succeeded")
-            shutil.rmtree(self.checkpoints, ignore_errors=True)  # weights.pt holds what a user needs
-            return "succeeded"
+            status = self._end("succeeded")
+            if status == "succeeded":  # not when the lease was lost: the new owner may resume from them
+                shutil.rmtree(self.checkpoints, ignore_errors=True)  # weights.pt holds what a user needs
+            return status
         except Stopped as stop:
             return self._stopped(stop)
         except jobs.LeaseLost:
