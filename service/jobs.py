@@ -5,7 +5,10 @@ queued → running → succeeded | failed | cancelled; a running job whose lease
 given at claim time and change nothing once another worker holds the job.
 """
 
+import csv
+import io
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -272,6 +275,18 @@ def record_epoch(session: Session, job_id: int, token: str, metric: dict[str, fl
             created_at=utcnow(),
         )
     )
+
+
+METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
+
+
+def metrics_csv(rows: Iterable[Mapping[str, float]]) -> str:
+    """Metric rows as CSV with a header: the API's `?format=csv` and the worker's metrics.csv alike."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=METRIC_FIELDS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:

@@ -1,8 +1,6 @@
 """The HTTP endpoints. Each one is a thin shell around `service.jobs`."""
 
-import csv
 import hashlib
-import io
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -163,9 +161,6 @@ def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
     return job_out(jobs.cancel_job(session, job_id))
 
 
-METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
-
-
 @router.get(
     "/jobs/{job_id}/metrics",
     response_model=MetricsOut,
@@ -176,11 +171,7 @@ def get_metrics(job_id: JobId, session: ReadSessionDep, format: Literal["json", 
     job = jobs.get_job(session, job_id)
     rows = [EpochMetricOut.model_validate(m, from_attributes=True) for m in job.metrics]
     if format == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(METRIC_FIELDS)
-        writer.writerows([getattr(r, f) for f in METRIC_FIELDS] for r in rows)
-        return Response(out.getvalue(), media_type="text/csv")
+        return Response(jobs.metrics_csv(r.model_dump() for r in rows), media_type="text/csv")
     return MetricsOut(job_id=job.id, status=job.status, epochs=rows)
 
 

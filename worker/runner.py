@@ -8,8 +8,6 @@ Metrics are recorded as each epoch ends; checkpoints and pictures are written by
 (`Publisher`) while the next epoch trains, so the GPU does not wait for the disk or for matplotlib.
 """
 
-import csv
-import io
 import logging
 import shutil
 import time
@@ -30,8 +28,6 @@ from worker.data import DataError, load_dataset
 from worker.train import EpochEnd, Kernels, StartInfo, Stopped, TrainConfig, TrainingError, fit
 
 log = logging.getLogger("worker")
-
-METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
 
 
 @dataclass
@@ -256,7 +252,7 @@ class JobRun:
         self._publish("curves.png", "image/png", lambda p: plots.draw_curves(rows, p))
         self._publish_kernels("trained", trained, epoch)
         self._publish_kernels("diff", diff, epoch)
-        self._publish("metrics.csv", "text/csv", lambda p: p.write_text(metrics_csv(rows)))
+        self._publish("metrics.csv", "text/csv", lambda p: p.write_text(jobs.metrics_csv(rows)))
 
     # ------------------------------------------------------------ files
 
@@ -323,12 +319,3 @@ def to_cpu_copy(state: Any) -> Any:
     if isinstance(state, list | tuple):
         return type(state)(to_cpu_copy(v) for v in state)
     return state
-
-
-def metrics_csv(rows: list[dict[str, float]]) -> str:
-    """The metric rows as CSV, with a header."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_FIELDS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
