@@ -1,8 +1,8 @@
 """Runs one claimed job: loads its data, trains, and publishes metrics, checkpoints and pictures.
 
-Every write is fenced by the claim's lease token. A file is first written under the job's `.staging/`
-folder, then renamed into place inside the same transaction that checks the lease and records it, so
-a worker that lost its job never replaces a file the new owner wrote.
+Every write is fenced by the claim's lease token. A file is first written to this claim's own folder
+under the job's `.staging/`, then renamed into place inside the same transaction that checks the lease
+and records it, so a worker that lost its job never replaces a file the new owner wrote.
 
 Metrics are recorded as each epoch ends; checkpoints and pictures are written by one background thread
 (`Publisher`) while the next epoch trains, so the GPU does not wait for the disk or for matplotlib.
@@ -86,7 +86,9 @@ class JobRun:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], claim: jobs.Claim) -> None:
         self.settings, self.sessions, self.claim = settings, sessions, claim
         self.folder = settings.artifact_dir / str(claim.job_id)
-        self.staging = self.folder / ".staging"
+        # One staging folder per claim: a worker that lost the job cleans up its own folder only, never
+        # the files its successor is writing at the same moment.
+        self.staging = self.folder / ".staging" / claim.token[:8]
         self.checkpoints = self.folder / "checkpoints"
         self.progress = Progress()
         # Set from other threads: "cancel" or "lease" by the heartbeat, "shutdown" by a signal.
@@ -114,6 +116,7 @@ class JobRun:
             status = self._end("succeeded")
             if status == "succeeded":  # not when the lease was lost: the new owner may resume from them
                 shutil.rmtree(self.checkpoints, ignore_errors=True)  # weights.pt holds what a user needs
+                shutil.rmtree(self.staging.parent, ignore_errors=True)  # and what killed attempts left half-written
             return status
         except Stopped as stop:
             return self._stopped(stop)
@@ -258,7 +261,7 @@ class JobRun:
 
     def _publish(self, name: str, content_type: str, write: Callable[[Path], object]) -> None:
         """Write a file to staging; if this worker still holds the job, rename it into place and record it."""
-        staged = self.staging / f"{self.claim.token[:8]}-{name.replace('/', '-')}"
+        staged = self.staging / name.replace("/", "-")
         staged.parent.mkdir(parents=True, exist_ok=True)
         write(staged)
         final = jobs.artifact_path(self.settings.artifact_dir, self.claim.job_id, name)
