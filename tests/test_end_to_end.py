@@ -4,6 +4,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 from PIL import Image
 
 from service.config import Settings
@@ -12,6 +13,8 @@ from tests.processes import api_server, start_worker, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
+# What the worker trains on here: `device: auto` takes the GPU where there is one.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 STAGES = [(layer, stage) for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
 
 
@@ -34,7 +37,7 @@ def test_submit_train_and_download_over_http(settings: Settings, tmp_path: Path)
             assert running["started_at"] is not None
             done = wait_for(lambda: job_in(client, job_id, "succeeded", "failed"), 240, "the job to finish")
             assert done["status"] == "succeeded", done["error"]
-            assert done["device"] == "cpu"
+            assert done["device"] == DEVICE
             assert done["parameter_count"] == 57_044_810
             assert done["progress"]["fraction"] == 1.0
             assert done["progress"]["epochs_completed"] == 2
@@ -62,13 +65,21 @@ def test_submit_train_and_download_over_http(settings: Settings, tmp_path: Path)
 
             assert client.post(f"/jobs/{job_id}/cancel").status_code == 409
             health = client.get("/health").json()
-            assert [w["device"] for w in health["workers"]] == ["cpu"]
+            assert [w["device"].split(" ")[0] for w in health["workers"]] == [DEVICE]
         finally:
             assert stop(worker) == 0
 
 
 def test_cancel_a_queued_and_a_running_job_over_http(settings: Settings, tmp_path: Path) -> None:
-    long_job = {"dataset": "synthetic", "epochs": 50, "image_size": 64, "batch_size": 16, "train_samples": 2000}
+    # Long enough to be cancelled mid-run on the CPU (a GPU would finish it before the test could cancel it).
+    long_job = {
+        "dataset": "synthetic",
+        "epochs": 50,
+        "image_size": 64,
+        "batch_size": 16,
+        "train_samples": 2000,
+        "device": "cpu",
+    }
     with api_server(settings, tmp_path / "api.log") as base, httpx.Client(base_url=base, timeout=10) as client:
         first = client.post("/jobs", json=long_job).json()["id"]
         second = client.post("/jobs", json=long_job).json()["id"]

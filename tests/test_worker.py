@@ -18,6 +18,8 @@ from worker import checkpoint
 from worker.loop import Worker
 from worker.train import build_model
 
+# What the worker trains on here: `device: auto` takes the GPU where there is one.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 KERNELS = [f"kernels/{layer}/{stage}.png" for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
 
 
@@ -48,7 +50,7 @@ def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings
 
     job, metrics, artifacts = load(settings, job_id)
     assert (job.status, job.error) == ("succeeded", None)
-    assert job.device == "cpu"
+    assert job.device == DEVICE
     assert job.parameter_count == 57_044_810
     assert job.attempts == 1
     assert job.epochs_completed == 2
