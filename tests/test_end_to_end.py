@@ -4,17 +4,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import torch
 from PIL import Image
 
 from service.config import Settings
 from tests.cifar_files import write_cifar10
 from tests.processes import api_server, start_worker, stop, wait_for
+from worker.train import resolve_device
 
 pytestmark = pytest.mark.slow
 
 # What the worker trains on here: `device: auto` takes the GPU where there is one.
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DEVICE = resolve_device("auto").type
 STAGES = [(layer, stage) for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
 
 

@@ -16,10 +16,10 @@ from service.schemas import JobSpec
 from tests.cifar_files import write_cifar10
 from worker import checkpoint
 from worker.loop import Worker
-from worker.train import build_model
+from worker.train import build_model, resolve_device
 
 # What the worker trains on here: `device: auto` takes the GPU where there is one.
-DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+DEVICE = resolve_device("auto").type
 KERNELS = [f"kernels/{layer}/{stage}.png" for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
 
 
