@@ -145,14 +145,26 @@ class Claim:
     checkpoint: str | None
 
 
-def register_worker(session: Session, worker_id: str, hostname: str, pid: int, device: str) -> None:
+def register_worker(
+    session: Session, worker_id: str, hostname: str, pid: int, device: str, bf16_native: bool = False
+) -> None:
     """Announce a worker (or refresh it after a restart under the same id)."""
     now = utcnow()
     worker = session.get(Worker, worker_id)
     if worker is None:
-        session.add(Worker(id=worker_id, hostname=hostname, pid=pid, device=device, started_at=now, last_seen_at=now))
+        session.add(
+            Worker(
+                id=worker_id,
+                hostname=hostname,
+                pid=pid,
+                device=device,
+                bf16_native=bf16_native,
+                started_at=now,
+                last_seen_at=now,
+            )
+        )
     else:
-        worker.hostname, worker.pid, worker.device = hostname, pid, device
+        worker.hostname, worker.pid, worker.device, worker.bf16_native = hostname, pid, device, bf16_native
         worker.started_at = worker.last_seen_at = now
         worker.stopped_at = worker.job_id = None
 
@@ -168,24 +180,31 @@ def worker_stopped(session: Session, worker_id: str) -> None:
 
 
 def claim_next(
-    session: Session, worker_id: str, has_cuda: bool, lease_seconds: float, alive_seconds: float
+    session: Session,
+    worker_id: str,
+    has_cuda: bool,
+    lease_seconds: float,
+    alive_seconds: float,
+    bf16_native: bool = True,
 ) -> Claim | None:
     """Atomically take the oldest queued job this worker should run, with a fresh lease; None if none.
 
     One UPDATE whose target is chosen by a subquery: SQLite runs it under the write lock, Postgres skips
-    rows other claimers have locked. A CPU-only worker leaves `device: cuda` jobs to CUDA workers while one
-    is alive; with none alive it takes them, so that they fail with a clear error instead of waiting forever.
+    rows other claimers have locked. A job this worker cannot run well is left to a live worker that can:
+    `device: cuda` to CUDA workers, `precision: bf16` to workers with native bf16. With no such worker
+    alive it takes the job anyway, so that it fails with a clear error instead of waiting forever.
     """
     now = utcnow()
     candidate = aliased(Job)
     eligible = candidate.status == "queued"
+    alive = and_(Worker.stopped_at.is_(None), Worker.last_seen_at >= now - timedelta(seconds=alive_seconds))
     if not has_cuda:
-        cuda_worker_alive = exists().where(
-            Worker.device.startswith("cuda"),
-            Worker.stopped_at.is_(None),
-            Worker.last_seen_at >= now - timedelta(seconds=alive_seconds),
-        )
+        cuda_worker_alive = exists().where(alive, Worker.device.startswith("cuda"))
         eligible = and_(eligible, or_(candidate.device_request != "cuda", ~cuda_worker_alive))
+    if not bf16_native:
+        bf16_worker_alive = exists().where(alive, Worker.bf16_native.is_(True))
+        wants_bf16 = candidate.spec["precision"].as_string() == "bf16"
+        eligible = and_(eligible, or_(~wants_bf16, ~bf16_worker_alive))
     target = (
         select(candidate.id)
         .where(eligible)

@@ -168,6 +168,7 @@ class WorkerOut(BaseModel):
     hostname: str
     pid: int
     device: str
+    bf16_native: bool = Field(description="bf16 runs natively on this worker's device (else `bf16` jobs go elsewhere).")
     last_seen_at: datetime
     job_id: int | None
 

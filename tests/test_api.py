@@ -296,14 +296,14 @@ def test_health_reports_database_queue_and_live_workers(client: TestClient, sett
     client.post("/jobs", json=DEMO)
     client.post("/jobs", json=DEMO)
     with transaction(sessions_for(settings)) as s:
-        jobs.register_worker(s, "w-gpu", "host-a", 123, "cuda (test)")
+        jobs.register_worker(s, "w-gpu", "host-a", 123, "cuda (test)", bf16_native=True)
         jobs.register_worker(s, "w-gone", "host-b", 456, "cpu")
         jobs.worker_stopped(s, "w-gone")
     health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["database"] == "ok"
     assert health["queue"]["queued"] == 2
-    assert [(w["id"], w["device"]) for w in health["workers"]] == [("w-gpu", "cuda (test)")]
+    assert [(w["id"], w["device"], w["bf16_native"]) for w in health["workers"]] == [("w-gpu", "cuda (test)", True)]
 
 
 def test_swagger_shows_a_working_example_for_post_jobs(client: TestClient) -> None:

@@ -27,9 +27,11 @@ def queue(sessions, n: int = 1, **spec: object) -> list[int]:
         return [jobs.create_job(s, JobSpec(**spec)).id for _ in range(n)]  # type: ignore[arg-type]
 
 
-def claim(sessions, worker: str = "w", has_cuda: bool = False, lease: float = 30) -> jobs.Claim | None:
+def claim(
+    sessions, worker: str = "w", has_cuda: bool = False, lease: float = 30, bf16_native: bool = True
+) -> jobs.Claim | None:
     with transaction(sessions) as s:
-        return jobs.claim_next(s, worker, has_cuda, lease, alive_seconds=30)
+        return jobs.claim_next(s, worker, has_cuda, lease, alive_seconds=30, bf16_native=bf16_native)
 
 
 def row(sessions, job_id: int) -> Job:
@@ -147,6 +149,26 @@ def test_cpu_workers_leave_cuda_jobs_to_a_live_cuda_worker(sessions) -> None:
         jobs.worker_stopped(s, "gpu-worker")
     c = claim(sessions, "cpu-worker")  # no CUDA worker alive: take it, so it fails visibly instead of waiting
     assert c is not None and c.job_id == cuda_job
+
+
+def test_workers_without_native_bf16_leave_bf16_jobs_to_a_live_worker_that_has_it(sessions) -> None:
+    bf16_job, auto_job = queue(sessions, precision="bf16")[0], queue(sessions)[0]
+    with transaction(sessions) as s:
+        jobs.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
+    c = claim(sessions, "avx2-worker", bf16_native=False)
+    assert c is not None and c.job_id == auto_job
+    assert claim(sessions, "avx2-worker", bf16_native=False) is None
+    with transaction(sessions) as s:
+        jobs.worker_stopped(s, "avx512-worker")
+    c = claim(sessions, "avx2-worker", bf16_native=False)  # none alive: take it, so it fails visibly
+    assert c is not None and c.job_id == bf16_job
+
+
+def test_a_worker_with_native_bf16_takes_bf16_jobs_in_queue_order(sessions) -> None:
+    bf16_job, auto_job = queue(sessions, precision="bf16")[0], queue(sessions)[0]
+    with transaction(sessions) as s:
+        jobs.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
+    assert [claim(sessions, "avx512-worker").job_id for _ in range(2)] == [bf16_job, auto_job]  # type: ignore[union-attr]
 
 
 @pytest.mark.slow

@@ -16,10 +16,12 @@ from service.schemas import JobSpec
 from tests.cifar_files import write_cifar10
 from worker import checkpoint
 from worker.loop import Worker
-from worker.train import build_model, resolve_device
+from worker.train import bf16_is_native, build_model, cpu_has_fast_bf16, resolve_device
 
 # What the worker trains on here: `device: auto` takes the GPU where there is one.
 DEVICE = resolve_device("auto").type
+# Where bf16 is emulated (CPUs without AVX-512 BF16 or AMX) a bf16 step is ~30× slower than fp32.
+BF16_NATIVE = bf16_is_native(resolve_device("auto"))
 KERNELS = [f"kernels/{layer}/{stage}.png" for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
 
 
@@ -119,6 +121,11 @@ def test_missing_cifar_without_network_fails_saying_where_to_put_the_archive(
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not BF16_NATIVE,
+    reason="bf16 is emulated on this CPU (no AVX-512 BF16 or AMX), ~30x slower: 80 steps would take ~20 min; "
+    "test_engine.py's bf16 step covers the code path here",
+)
 def test_synthetic_data_is_learnable_in_bf16_within_two_epochs(settings: Settings) -> None:
     job_id = submit(
         settings,
@@ -134,3 +141,28 @@ def test_synthetic_data_is_learnable_in_bf16_within_two_epochs(settings: Setting
     job, metrics, _ = load(settings, job_id)
     assert job.status == "succeeded", job.error
     assert metrics[-1].test_accuracy >= 0.5, [m.test_accuracy for m in metrics]
+
+
+@pytest.mark.slow
+def test_a_bf16_job_on_a_worker_without_native_bf16_fails_saying_why(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine trains on CUDA, where bf16 is native")
+    # The operator's cap on oneDNN's instruction set is how a CPU without AVX-512 BF16 looks to the worker.
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    cpu_has_fast_bf16.cache_clear()
+    try:
+        job_id = submit(settings, dataset="synthetic", precision="bf16", epochs=1, image_size=64, train_samples=32)
+        auto_id = submit(settings, dataset="synthetic", epochs=1, image_size=64, train_samples=32, test_samples=32)
+        worker = Worker(settings)
+        assert worker.bf16_native is False
+        worker.run(burst=True)
+    finally:
+        cpu_has_fast_bf16.cache_clear()
+    job, metrics, _ = load(settings, job_id)
+    assert job.status == "failed"
+    assert job.error is not None and "no native bf16" in job.error and "'fp32'" in job.error
+    assert metrics == []
+    auto, auto_metrics, _ = load(settings, auto_id)  # `auto` on the same worker trains, in fp32
+    assert auto.status == "succeeded" and len(auto_metrics) == 1

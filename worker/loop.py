@@ -20,6 +20,7 @@ from service import jobs
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from worker.runner import JobRun
+from worker.train import bf16_is_native, resolve_device
 
 log = logging.getLogger("worker")
 
@@ -40,6 +41,8 @@ class Worker:
         self.sessions = make_sessionmaker(engine=self.engine)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.device = device_label()
+        # Whether bf16 is native where this worker trains `auto` jobs: if not, it leaves bf16 jobs to others.
+        self.bf16_native = bf16_is_native(resolve_device("auto"))
         self.stopping = threading.Event()
         self.signals = 0
         self.current: JobRun | None = None
@@ -68,8 +71,16 @@ class Worker:
     def run(self, burst: bool = False) -> None:
         """Work until stopped, or, with `burst`, until the queue has nothing for this worker."""
         with transaction(self.sessions) as session:
-            jobs.register_worker(session, self.id, socket.gethostname(), os.getpid(), self.device)
-        log.info("worker %s: ready on %s, polling %s", self.id, self.device, self.engine.url.render_as_string())
+            jobs.register_worker(
+                session, self.id, socket.gethostname(), os.getpid(), self.device, bf16_native=self.bf16_native
+            )
+        log.info(
+            "worker %s: ready on %s (bf16 %s), polling %s",
+            self.id,
+            self.device,
+            "native" if self.bf16_native else "emulated: bf16 jobs are left to workers with native bf16",
+            self.engine.url.render_as_string(),
+        )
         try:
             while not self.stopping.is_set():
                 try:
@@ -93,7 +104,9 @@ class Worker:
         with transaction(self.sessions) as session:
             reaped = jobs.reap_expired(session)
             jobs.touch_worker(session, self.id, None)
-            claim = jobs.claim_next(session, self.id, self.device != "cpu", s.lease_seconds, s.worker_alive_seconds)
+            claim = jobs.claim_next(
+                session, self.id, self.device != "cpu", s.lease_seconds, s.worker_alive_seconds, self.bf16_native
+            )
         if reaped:
             log.info("worker %s: took back %d job(s) whose worker stopped responding", self.id, reaped)
         if claim is None:

@@ -25,7 +25,17 @@ from service.config import Settings
 from service.db import transaction
 from worker import checkpoint, plots
 from worker.data import DataError, load_dataset
-from worker.train import EpochEnd, Kernels, StartInfo, Stopped, TrainConfig, TrainingError, fit
+from worker.train import (
+    EpochEnd,
+    Kernels,
+    StartInfo,
+    Stopped,
+    TrainConfig,
+    TrainingError,
+    check_precision,
+    fit,
+    resolve_device,
+)
 
 log = logging.getLogger("worker")
 
@@ -105,6 +115,7 @@ class JobRun:
         """Train to the end and record how it ended; returns the job's final (or handed-back) status."""
         spec, job_id = self.claim.spec, self.claim.job_id
         try:
+            check_precision(spec.precision, resolve_device(spec.device))
             data = load_dataset(spec.dataset, self.settings.data_dir, spec.train_samples, spec.test_samples, spec.seed)
             resume = self._load_checkpoint()
             if spec.max_runtime_seconds:
