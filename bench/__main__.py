@@ -7,7 +7,6 @@ import argparse
 import os
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,9 +21,10 @@ from bench.measure import (
     time_lecture,
     train_step_flops,
 )
-from service.schemas import JobSpec
+from service.spec import JobSpec
 from worker.data import Dataset, load_dataset
-from worker.train import TrainConfig, build_model, resolve_device, resolve_precision
+from worker.hardware import resolve_device, resolve_precision
+from worker.model import build_model
 
 CUDA_BATCH, CPU_BATCH = 512, 512  # the lecture's batch everywhere: it fits in a CPU's memory too
 # Warm-up and timed steps: a GPU step is milliseconds, so more of them; a CPU step is seconds.
@@ -142,15 +142,13 @@ def job_table(t: JobTiming) -> str:
 def time_pipelines(args: argparse.Namespace, data: Dataset) -> list[Throughput]:
     """The lecture's pipeline, then the engine at each precision asked for, from the same initial weights."""
     device = args.device
-    cfg = TrainConfig(
-        epochs=1, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed, device=device.type
-    )
+    cfg = JobSpec(epochs=1, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed, device=device.type)
     initial = build_model(device, args.seed).state_dict()
     steps = (args.warmup, args.steps)
     rows = [time_lecture(data, cfg, device, initial, *steps, args.workers, progress("lecture"))]
     print(f"  lecture: {rows[-1].images_per_second:.1f} images/s", flush=True)
     for precision in args.precision:
-        run_cfg = replace(cfg, precision=precision)
+        run_cfg = cfg.model_copy(update={"precision": precision})
         rows.append(time_engine(data, run_cfg, device, initial, *steps, progress(f"engine {precision}")))
         print(f"  engine {precision}: {rows[-1].images_per_second:.1f} images/s", flush=True)
     return rows

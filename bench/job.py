@@ -2,8 +2,8 @@
 
 The data is full size on purpose: the job reads CIFAR-10-format files of 50,000 + 10,000 images, as a real
 job does, and then trains on a small seeded subset (`train_samples`, `test_samples`), so the time before
-the first step includes reading every image while the steps themselves stay few. The worker code is not
-touched: its `JobRun` is swapped, in this process only, for a subclass that notes the time at each hook.
+the first step includes reading every image while the steps themselves stay few. The worker is given, through
+its `run_factory`, a `JobRun` subclass that notes the time at each hook; nothing else of it is changed.
 """
 
 import itertools
@@ -14,20 +14,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import numpy as np
 import torch
 from alembic import command
 from alembic.config import Config
 
-import worker.loop
-import worker.runner
-from service import jobs
+from service import jobs, queries
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
-from service.schemas import JobSpec
+from service.models import Status
+from service.spec import JobSpec
 from worker.data import FOLDER_NAME, TRAIN_BATCHES, Dataset
+from worker.loop import Worker
 from worker.runner import JobRun
 from worker.train import EpochEnd, StartInfo
 
@@ -75,7 +74,12 @@ class TimedJobRun(JobRun):
         super().on_epoch_end(end)  # records the epoch; its pictures may be drawn in the background
         self.marks["epoch hook returned"] = time.perf_counter()
 
-    def run(self) -> str:
+    def load_data(self) -> Dataset:
+        data = super().load_data()
+        self.marks["data loaded"] = time.perf_counter()
+        return data
+
+    def run(self) -> Status | None:
         status = super().run()
         self.marks["succeeded"] = time.perf_counter()
         return status
@@ -116,37 +120,21 @@ def time_job(data: Dataset, spec: JobSpec, say: Callable[[str], None]) -> JobTim
             job_id = jobs.create_job(session, spec).id
 
         runs: list[TimedJobRun] = []
-        loaded: list[float] = []
-        load_dataset = worker.runner.load_dataset
-
-        def timed_load(*args: Any) -> Dataset:
-            out = load_dataset(*args)
-            loaded.append(time.perf_counter())
-            return out
 
         def make_run(*args: Any) -> TimedJobRun:
             runs.append(TimedJobRun(*args))
             return runs[-1]
 
         say(f"job {job_id}: a burst worker claims and runs it")
-        with (
-            mock.patch.object(worker.loop, "JobRun", make_run),
-            mock.patch.object(worker.runner, "load_dataset", timed_load),
-        ):
-            worker.loop.Worker(settings).run(burst=True)
+        Worker(settings, run_factory=make_run).run(burst=True)
         with transaction(sessions) as session:
-            job = jobs.get_job(session, job_id)
+            job = queries.get_job(session, job_id)
             status, error = job.status, job.error
             assert job.started_at is not None and job.finished_at is not None
             row_seconds = (job.finished_at - job.started_at).total_seconds()
     if status != "succeeded" or len(runs) != 1:
         raise RuntimeError(f"the bench job ended {status}: {error}")
     marks = runs[0].marks
-    marks = {
-        "claimed": marks["claimed"],
-        "data loaded": loaded[0],
-        **{k: v for k, v in marks.items() if k != "claimed"},
-    }
     names = list(marks)
     phases = [(f"{a} → {b}", marks[b] - marks[a]) for a, b in itertools.pairwise(names)]
     return JobTiming(

@@ -15,8 +15,10 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench import lecture
+from service.spec import JobSpec
 from worker.data import Dataset, subset
-from worker.train import EpochEnd, StartInfo, TrainConfig, build_model, fit, lecture_loss, upscale
+from worker.model import build_model, lecture_loss, upscale
+from worker.train import EpochEnd, StartInfo, fit
 
 Progress = Callable[[int, int, int, float], None]  # (steps done, warm-up steps, all steps, seconds for this one)
 
@@ -70,7 +72,7 @@ def _endless(loader: DataLoader) -> Generator[tuple[torch.Tensor, torch.Tensor]]
 
 def time_lecture(
     data: Dataset,
-    cfg: TrainConfig,
+    cfg: JobSpec,
     device: torch.device,
     initial: dict[str, torch.Tensor],
     warmup: int,
@@ -133,7 +135,7 @@ class _StepClock:
 
 def time_engine(
     data: Dataset,
-    cfg: TrainConfig,
+    cfg: JobSpec,
     device: torch.device,
     initial: dict[str, torch.Tensor],
     warmup: int,

@@ -17,6 +17,7 @@ from service.config import Settings, get_settings
 from service.db import make_engine, make_sessionmaker
 from service.errors import ServiceError, error_body
 from service.routes import public, router
+from service.storage import make_store
 
 log = logging.getLogger("service")
 
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sessions = make_sessionmaker(engine)
     app.state.read_sessions = make_sessionmaker(engine, read_only=True)
+    app.state.store = make_store(settings.artifact_dir)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

@@ -10,11 +10,17 @@ from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.errors import Unauthorized
+from service.storage import ArtifactStore
 
 
 def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+def get_store(request: Request) -> ArtifactStore:
+    store: ArtifactStore = request.app.state.store
+    return store
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -30,6 +36,7 @@ def get_read_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 # scope="function": commit before the response is sent (FastAPI's default for `yield` ends after it), so a
 # client that got 201 can read its job at once, and a failed commit is an error response, not a lost 201.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

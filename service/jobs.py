@@ -5,25 +5,22 @@ queued → running → succeeded | failed | cancelled; a running job whose lease
 given at claim time and change nothing once another worker holds the job.
 """
 
-import csv
-import io
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service.errors import Conflict, NotFound
-from service.models import Artifact, EpochMetric, Job, Worker, utcnow
-from service.schemas import JobSpec
+from service.errors import Conflict
+from service.models import Artifact, EpochMetric, Job, Status, Worker, utcnow
+from service.queries import get_job
+from service.spec import JobSpec
 
-FINISHED = ("succeeded", "failed", "cancelled")
-# Largest id a BIGINT can hold; anything above cannot name a job.
-MAX_ID = 2**63 - 1
+# The per-epoch scalars that have columns of their own; everything else an epoch measures goes in `details`.
+EPOCH_COLUMNS = ("train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
 
 
 class LeaseLost(Exception):
@@ -46,7 +43,7 @@ def create_job(
     job = Job(
         name=spec.name,
         spec=spec.model_dump(mode="json"),
-        status="queued",
+        status=Status.QUEUED,
         device_request=spec.device,
         created_at=utcnow(),
         max_attempts=spec.max_attempts,
@@ -62,73 +59,26 @@ def create_job(
     return job
 
 
-def get_job(session: Session, job_id: int) -> Job:
-    """The job, or NotFound."""
-    job = session.get(Job, job_id) if 1 <= job_id <= MAX_ID else None
-    if job is None:
-        raise NotFound(f"job {job_id} does not exist")
-    return job
-
-
-def list_jobs(session: Session, status: str | None, limit: int, offset: int) -> tuple[list[Job], int]:
-    """A page of jobs, newest first, and how many match in all."""
-    where = [Job.status == status] if status else []
-    total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-    rows = session.scalars(select(Job).where(*where).order_by(Job.id.desc()).limit(limit).offset(offset))
-    return list(rows), total
-
-
 def cancel_job(session: Session, job_id: int) -> Job:
     """Cancel: a queued job at once, a running one by asking its worker. Repeating it changes nothing."""
+    job = get_job(session, job_id)  # NotFound first: also for ids no BIGINT can hold
     now = utcnow()
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(status="cancelled", finished_at=now, cancel_requested=True)
+        .where(Job.id == job_id, Job.status == Status.QUEUED)
+        .values(status=Status.CANCELLED, finished_at=now, cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
     session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running")
+        .where(Job.id == job_id, Job.status == Status.RUNNING)
         .values(cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
-    job = get_job(session, job_id)
     session.refresh(job)
-    if job.status in ("succeeded", "failed"):
+    if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise Conflict(f"job {job_id} already {job.status}; only queued or running jobs can be cancelled")
     return job
-
-
-def queue_counts(session: Session) -> dict[str, int]:
-    """How many jobs are in each state."""
-    counts = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
-    return {status: counts.get(status, 0) for status in ("queued", "running", *FINISHED)}
-
-
-def live_workers(session: Session, alive_seconds: float) -> list[Worker]:
-    """Workers that heartbeated recently and have not said goodbye."""
-    since = utcnow() - timedelta(seconds=alive_seconds)
-    rows = session.scalars(
-        select(Worker).where(Worker.last_seen_at >= since, Worker.stopped_at.is_(None)).order_by(Worker.id)
-    )
-    return list(rows)
-
-
-def artifact_rows(session: Session, job_id: int, prefix: str = "") -> list[Artifact]:
-    """The artifacts a job has, by name."""
-    query = select(Artifact).where(Artifact.job_id == job_id)
-    if prefix:
-        query = query.where(Artifact.name.startswith(prefix, autoescape=True))
-    return list(session.scalars(query.order_by(Artifact.name)))
-
-
-def artifact_row(session: Session, job_id: int, name: str) -> Artifact:
-    """One artifact's record, or NotFound saying it is not there (yet)."""
-    row = session.get(Artifact, (job_id, name))
-    if row is None:
-        raise NotFound(f"job {job_id} has no artifact {name!r} (yet)")
-    return row
 
 
 # ---------------------------------------------------------------- the worker's side
@@ -196,7 +146,7 @@ def claim_next(
     """
     now = utcnow()
     candidate = aliased(Job)
-    eligible = candidate.status == "queued"
+    eligible = candidate.status == Status.QUEUED
     alive = and_(Worker.stopped_at.is_(None), Worker.last_seen_at >= now - timedelta(seconds=alive_seconds))
     if not has_cuda:
         cuda_worker_alive = exists().where(alive, Worker.device.startswith("cuda"))
@@ -216,9 +166,9 @@ def claim_next(
     token = uuid.uuid4().hex
     row = session.execute(
         update(Job)
-        .where(Job.id == target, Job.status == "queued")
+        .where(Job.id == target, Job.status == Status.QUEUED)
         .values(
-            status="running",
+            status=Status.RUNNING,
             lease_token=token,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             worker_id=worker_id,
@@ -238,7 +188,7 @@ def _fenced(session: Session, job_id: int, token: str, **values: Any) -> None:
     """Update a running job only if `token` still holds its lease; LeaseLost otherwise."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.lease_token == token, Job.status == "running")
+        .where(Job.id == job_id, Job.lease_token == token, Job.status == Status.RUNNING)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -277,35 +227,24 @@ def training_started(
     _fenced(session, job_id, token, device=device, parameter_count=parameter_count, steps_total=steps_total)
 
 
-def record_epoch(session: Session, job_id: int, token: str, metric: dict[str, float]) -> None:
-    """Store one epoch's metrics (replacing any rows a previous attempt left from this epoch on)."""
+def record_epoch(session: Session, job_id: int, token: str, metric: Mapping[str, Any]) -> None:
+    """Store one epoch's measurements (replacing any rows a previous attempt left from this epoch on).
+
+    `metric` holds `epoch`, the scalars in EPOCH_COLUMNS, and any further measurements by name (kept in `details`).
+    """
     epoch = int(metric["epoch"])
     _fenced(session, job_id, token, epochs_completed=epoch)
     session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch >= epoch))
+    details = {k: v for k, v in metric.items() if k != "epoch" and k not in EPOCH_COLUMNS}
     session.add(
         EpochMetric(
             job_id=job_id,
             epoch=epoch,
-            train_loss=metric["train_loss"],
-            test_loss=metric["test_loss"],
-            test_accuracy=metric["test_accuracy"],
-            seconds=metric["seconds"],
-            images_per_second=metric["images_per_second"],
+            **{k: float(metric[k]) for k in EPOCH_COLUMNS},
+            details=details,
             created_at=utcnow(),
         )
     )
-
-
-METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
-
-
-def metrics_csv(rows: Iterable[Mapping[str, float]]) -> str:
-    """Metric rows as CSV with a header: the API's `?format=csv` and the worker's metrics.csv alike."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_FIELDS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:
@@ -313,19 +252,23 @@ def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -
     _fenced(session, job_id, token, checkpoint=checkpoint)
 
 
-def record_artifact(session: Session, job_id: int, token: str, name: str, content_type: str, size: int) -> None:
-    """Record (or refresh) a file the worker has just put in place."""
+def record_artifact(
+    session: Session, job_id: int, token: str, name: str, key: str, content_type: str, size: int
+) -> None:
+    """Record (or refresh) a file the worker publishes under `key`; the caller publishes it in this transaction."""
     _fenced(session, job_id, token, lease_token=token)  # a no-op write: checks the lease and locks the row
     row = session.get(Artifact, (job_id, name))
     if row is None:
-        session.add(Artifact(job_id=job_id, name=name, content_type=content_type, size=size, updated_at=utcnow()))
+        session.add(
+            Artifact(job_id=job_id, name=name, key=key, content_type=content_type, size=size, updated_at=utcnow())
+        )
     else:
-        row.content_type, row.size, row.updated_at = content_type, size, utcnow()
+        row.key, row.content_type, row.size, row.updated_at = key, content_type, size, utcnow()
 
 
-def finish(session: Session, job_id: int, token: str, status: str, error: str | None = None) -> None:
+def finish(session: Session, job_id: int, token: str, status: Status, error: str | None = None) -> None:
     """End a run: succeeded, failed (with a reason) or cancelled."""
-    if status not in FINISHED:
+    if not status.finished:
         raise ValueError(f"not a final status: {status}")
     _fenced(
         session,
@@ -348,7 +291,7 @@ def hand_back(session: Session, job_id: int, token: str, checkpoint: str | None)
         job_id,
         token,
         **values,
-        status="queued",
+        status=Status.QUEUED,
         lease_token=None,
         lease_expires_at=None,
         worker_id=None,
@@ -363,30 +306,25 @@ def reap_expired(session: Session, now: datetime | None = None) -> int:
     A job whose cancel was requested ends `cancelled` instead. Returns how many jobs were taken back.
     """
     now = now or utcnow()
-    expired = and_(Job.status == "running", Job.lease_expires_at < now)
+    expired = and_(Job.status == Status.RUNNING, Job.lease_expires_at < now)
     cleared = {"lease_token": None, "lease_expires_at": None, "worker_id": None, "eta_seconds": None}
     taken = 0
     for where, values in (
-        (Job.cancel_requested.is_(True), {"status": "cancelled", "finished_at": now}),
+        (Job.cancel_requested.is_(True), {"status": Status.CANCELLED, "finished_at": now}),
         (
             Job.attempts >= Job.max_attempts,
             {
-                "status": "failed",
+                "status": Status.FAILED,
                 "finished_at": now,
                 "error": literal("the worker running this job stopped responding on each of its ")
                 + cast(Job.attempts, String)
                 + literal(" attempts"),
             },
         ),
-        (Job.attempts < Job.max_attempts, {"status": "queued"}),
+        (Job.attempts < Job.max_attempts, {"status": Status.QUEUED}),
     ):
         result = session.execute(
             update(Job).where(expired, where).values(**cleared, **values).execution_options(synchronize_session=False)
         )
         taken += result.rowcount  # type: ignore[attr-defined]
     return taken
-
-
-def artifact_path(artifact_dir: Path, job_id: int, name: str) -> Path:
-    """Where a job's artifact lives on disk. `name` comes from the worker's fixed set or the database."""
-    return artifact_dir / str(job_id) / name

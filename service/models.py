@@ -1,6 +1,7 @@
 """The tables: jobs, their per-epoch metrics, the artifacts they wrote, and the workers that run them."""
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -51,6 +52,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+class Status(StrEnum):
+    """Where a job is: queued → running → succeeded | failed | cancelled (running → queued on a retry)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+
+FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
 
 
 class Base(DeclarativeBase):
@@ -110,6 +128,8 @@ class EpochMetric(Base):
     test_accuracy: Mapped[float]
     seconds: Mapped[float]
     images_per_second: Mapped[float]
+    # Every other per-epoch measurement, by name: a new one is a new key, not a new column and migration.
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     job: Mapped[Job] = relationship(back_populates="metrics")
@@ -122,6 +142,8 @@ class Artifact(Base):
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # Where the store keeps the current version (see service.storage); never built from a request.
+    key: Mapped[str] = mapped_column(String(400))
     content_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -14,7 +14,7 @@ from service import jobs
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Job
-from service.schemas import JobSpec
+from service.spec import JobSpec
 from tests.conftest import make_settings
 from tests.processes import ROOT, STARTED, start_worker, stop, wait_for
 from worker import checkpoint

@@ -9,7 +9,7 @@ from PIL import Image
 from service.config import Settings
 from tests.cifar_files import write_cifar10
 from tests.processes import api_server, start_worker, stop, wait_for
-from worker.train import resolve_device
+from worker.hardware import resolve_device
 
 pytestmark = pytest.mark.slow
 

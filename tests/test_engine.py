@@ -11,20 +11,13 @@ from PIL import Image
 from torch.utils.data import default_collate
 
 from bench import lecture
+from service.spec import JobSpec
 from worker.data import Dataset, make_synthetic
-from worker.train import (
-    EpochEnd,
-    StartInfo,
-    TrainConfig,
-    build_model,
-    fit,
-    lecture_loss,
-    make_optimizer,
-    upscale,
-)
+from worker.model import build_model, lecture_loss, make_optimizer, upscale
+from worker.train import EpochEnd, StartInfo, fit
 
 CPU = torch.device("cpu")
-CFG = TrainConfig(epochs=1, batch_size=16, image_size=64, seed=0, device="cpu", precision="fp32")
+CFG = JobSpec(epochs=1, batch_size=16, image_size=64, seed=0, device="cpu", precision="fp32")
 STEPS = 3
 
 
@@ -153,7 +146,7 @@ def test_fit_in_bf16_trains_under_bf16_autocast_on_every_cpu() -> None:
     runs = {}
     for precision in ("bf16", "fp32"):
         recorder = Recorder()
-        cfg = TrainConfig(epochs=1, batch_size=4, image_size=63, seed=1, device="cpu", precision=precision)  # type: ignore[arg-type]
+        cfg = JobSpec(epochs=1, batch_size=4, image_size=63, seed=1, device="cpu", precision=precision)
         fit(cfg, tiny, recorder)
         assert recorder.start is not None and recorder.end is not None
         assert recorder.start.precision == precision

@@ -21,7 +21,7 @@ from service import jobs
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
-from service.schemas import JobSpec
+from service.spec import JobSpec
 from tests.conftest import make_settings, migrate
 from tests.processes import api_server
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from service import jobs
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Job, utcnow
-from service.schemas import JobSpec
+from service.spec import JobSpec
 from tests.processes import ROOT, STARTED
 
 

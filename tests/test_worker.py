@@ -12,11 +12,12 @@ from service import jobs
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Artifact, EpochMetric, Job
-from service.schemas import JobSpec
+from service.spec import JobSpec
 from tests.cifar_files import write_cifar10
 from worker import checkpoint
+from worker.hardware import bf16_is_native, cpu_has_fast_bf16, resolve_device
 from worker.loop import Worker
-from worker.train import bf16_is_native, build_model, cpu_has_fast_bf16, resolve_device
+from worker.model import build_model
 
 # What the worker trains on here: `device: auto` takes the GPU where there is one.
 DEVICE = resolve_device("auto").type

@@ -11,16 +11,20 @@ import signal
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from types import FrameType
 
 import torch
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
+from service.storage import ArtifactStore, make_store
+from worker.hardware import bf16_is_native, resolve_device
 from worker.runner import JobRun
-from worker.train import bf16_is_native, resolve_device
+from worker.train import StopReason
 
 log = logging.getLogger("worker")
 
@@ -32,13 +36,19 @@ def device_label() -> str:
     return "cpu"
 
 
+# Builds the run for one claim; the default is JobRun itself, and the benchmark passes one that takes timings.
+RunFactory = Callable[[Settings, sessionmaker[Session], ArtifactStore, jobs.Claim], JobRun]
+
+
 class Worker:
     """One worker process's loop; `run_once` is one pass, `run` the loop around it."""
 
-    def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, worker_id: str | None = None, run_factory: RunFactory = JobRun) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url)
         self.sessions = make_sessionmaker(engine=self.engine)
+        self.store = make_store(settings.artifact_dir)
+        self.run_factory = run_factory
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.device = device_label()
         # Whether bf16 is native where this worker trains `auto` jobs: if not, it leaves bf16 jobs to others.
@@ -66,7 +76,7 @@ class Worker:
         """Stop claiming; a running job checkpoints and goes back to the queue."""
         self.stopping.set()
         if self.current is not None:
-            self.current.stop_reason = "shutdown"
+            self.current.stop_reason = StopReason.SHUTDOWN
 
     def run(self, burst: bool = False) -> None:
         """Work until stopped, or, with `burst`, until the queue has nothing for this worker."""
@@ -112,10 +122,10 @@ class Worker:
         if claim is None:
             return False
         log.info("worker %s: claimed job %s (attempt %d)", self.id, claim.job_id, claim.attempt)
-        run = JobRun(s, self.sessions, claim)
+        run = self.run_factory(s, self.sessions, self.store, claim)
         self.current = run
         if self.stopping.is_set():
-            run.stop_reason = "shutdown"
+            run.stop_reason = StopReason.SHUTDOWN
         beat = Heartbeat(self, run)
         beat.start()
         try:
@@ -152,13 +162,13 @@ class Heartbeat(threading.Thread):
                     )
                     jobs.touch_worker(session, self.worker.id, claim.job_id)
             except jobs.LeaseLost:
-                self.run_.stop_reason = "lease"
+                self.run_.stop_reason = StopReason.LEASE
                 return
             except OperationalError as exc:  # try again next beat; the lease has slack for a few misses
                 log.warning("job %s: heartbeat failed: %s", claim.job_id, exc)
                 continue
             if cancel and self.run_.stop_reason is None:
-                self.run_.stop_reason = "cancel"
+                self.run_.stop_reason = StopReason.CANCEL
 
     def stop(self) -> None:
         self.done.set()

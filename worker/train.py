@@ -5,76 +5,56 @@ same in the worker, the tests and the benchmark. The dataset lives on the traini
 batch is gathered, upscaled and scaled to [0, 1] there in one batched call.
 """
 
-import functools
-import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual name
-import torchvision
 from torch import nn
 
+from service.spec import JobSpec
 from worker.data import Dataset
+from worker.hardware import resolve_device, resolve_precision
+from worker.model import Kernels, build_model, kernels, lecture_loss, make_optimizer, steps_per_epoch, upscale
 
-NUM_CLASSES = 10
 # Test-set batches are inference only (no activations kept for backward), so they can be much larger.
 EVAL_BATCH = 1024
 
 
-class TrainingError(Exception):
-    """A job cannot run as specified (e.g. CUDA asked for where there is none); the message is for users."""
+class StopReason(StrEnum):
+    """Why training stops before its last epoch."""
+
+    CANCEL = "cancel"  # a user asked
+    LEASE = "lease"  # another worker owns the job now: write nothing more
+    SHUTDOWN = "shutdown"  # this worker is stopping: checkpoint and hand the job back
+    TIMEOUT = "timeout"  # the job ran past its max_runtime_seconds
 
 
 class Stopped(Exception):
-    """Raised by a hook to stop training between steps (cancel, lease lost, shutdown, timeout).
+    """Raised by a hook to stop training between steps.
 
     `fit` re-raises it with `checkpoint` set: a callable that captures the state at the stopping point.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: StopReason) -> None:
         super().__init__(reason)
         self.reason = reason
         self.checkpoint: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The training part of a job spec."""
-
-    epochs: int = 5
-    batch_size: int = 512
-    optimizer: Literal["adam", "sgd"] = "adam"
-    learning_rate: float = 1e-4
-    image_size: int = 224
-    seed: int = 0
-    device: Literal["auto", "cuda", "cpu"] = "auto"
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    conv2_filter: int = 0
-
-
-@dataclass(frozen=True)
 class EpochResult:
+    """What one epoch measured; a new measurement is a new field here (the database keeps it in `details`)."""
+
     epoch: int
     train_loss: float
     test_loss: float
     test_accuracy: float
     seconds: float
     images_per_second: float
-
-
-@dataclass
-class Kernels:
-    """The weights drawn as pictures: conv1's 64 kernels and the 64 input slices of one conv2 filter."""
-
-    conv1: np.ndarray  # (64, 3, 11, 11)
-    conv2: np.ndarray  # (64, 5, 5)
 
 
 @dataclass(frozen=True)
@@ -109,129 +89,6 @@ class Hooks(Protocol):
     def on_epoch_end(self, end: EpochEnd) -> None: ...
 
 
-# ---------------------------------------------------------------- building blocks
-
-
-def resolve_device(request: str) -> torch.device:
-    """`auto` → CUDA when there is one; `cuda` without one is a TrainingError."""
-    if request == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device 'cuda' was requested but this worker has no CUDA GPU; use 'auto' or 'cpu'")
-    if request in ("cuda", "auto") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-# oneDNN's instruction-set levels, lowest first (its ONEDNN_MAX_CPU_ISA names); bf16 arithmetic is native from
-# AVX512_CORE_BF16 on. Below that oneDNN emulates it, about 30× slower than fp32.
-_ONEDNN_ISAS = (
-    "SSE41",
-    "AVX",
-    "AVX2",
-    "AVX2_VNNI",
-    "AVX2_VNNI_2",
-    "AVX512_CORE",
-    "AVX512_CORE_VNNI",
-    "AVX512_CORE_BF16",
-    "AVX10_1_512",
-    "AVX512_CORE_FP16",
-    "AVX10_1_512_AMX",
-    "AVX512_CORE_AMX",
-    "AVX10_1_512_AMX_FP16",
-    "AVX512_CORE_AMX_FP16",
-)
-
-
-@functools.cache
-def cpu_has_fast_bf16() -> bool:
-    """AVX-512 BF16 or AMX, and oneDNN allowed to use them: bf16 matrix work is native, not emulated."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return False
-    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
-        return False
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()  # an operator's cap on what oneDNN may use
-    if cap in _ONEDNN_ISAS:
-        return _ONEDNN_ISAS.index(cap) >= _ONEDNN_ISAS.index("AVX512_CORE_BF16")
-    return True
-
-
-def bf16_is_native(device: torch.device) -> bool:
-    """Whether bf16 autocast on `device` runs natively (fast) rather than emulated (about 30× slower on a CPU)."""
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    return cpu_has_fast_bf16()
-
-
-def resolve_precision(request: str, device: torch.device) -> str:
-    """`auto` → bf16 autocast where it is native (CUDA, CPUs with AVX-512 BF16 or AMX), fp32 elsewhere."""
-    if request != "auto":
-        return request
-    return "bf16" if bf16_is_native(device) else "fp32"
-
-
-def check_precision(request: str, device: torch.device) -> None:
-    """A job may not ask for bf16 where it is emulated: that is only ever slower, never better, than fp32."""
-    if request == "bf16" and not bf16_is_native(device):
-        raise TrainingError(
-            f"precision 'bf16' was requested but this worker's {device.type.upper()} has no native bf16 "
-            "(no AVX-512 BF16 or AMX): emulated bf16 trains about 30× slower than fp32. "
-            "Use 'auto' or 'fp32', or run it where a worker has native bf16."
-        )
-
-
-def build_model(device: torch.device, seed: int) -> nn.Module:
-    """torchvision's AlexNet (random init, seeded) with its last layer replaced by Linear(4096, 10)."""
-    torch.manual_seed(seed)
-    with torch.device(device):
-        model = torchvision.models.alexnet(weights=None)
-        model.classifier[6] = nn.Linear(4096, NUM_CLASSES)
-    return model
-
-
-def upscale(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, 3, 32, 32) → float (N, 3, size, size) in [0, 1], as PIL's bilinear Resize + ToTensor give.
-
-    PIL enlarges in two passes, rows then columns, rounding half up to whole levels after each. At
-    whole-number scales (64, 96, …, 224 = 7 × 32) doing the same reproduces its pixels exactly, so the
-    lecture's pipeline and this one see the same images. At other scales the two roundings can each land
-    on the other side of a tie from PIL's fixed-point arithmetic, so one pass rounded once is used, which
-    keeps every pixel within one level of PIL's. Each pass is one batched call on the training device.
-    """
-    x = images.float()
-    if size % images.shape[-1] == 0:
-        x = F.interpolate(x, size=(images.shape[-2], size), mode="bilinear", align_corners=False).add_(0.5).floor_()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).add_(0.5).floor_()
-    return x.div_(255)  # a division, as ToTensor does: multiplying by 1/255 can differ in the last bit
-
-
-def lecture_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """NLL on log-softmax, computed in fp32 whatever the autocast precision."""
-    return F.nll_loss(F.log_softmax(logits.float(), dim=1), labels, reduction=reduction)
-
-
-def make_optimizer(cfg: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """Adam, or SGD with momentum 0.9; the fused single-kernel variants, which exist on CUDA and CPU."""
-    params = model.parameters()
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.learning_rate, fused=True)
-    return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=0.9, fused=True)
-
-
-def kernels(model: nn.Module, conv2_filter: int) -> Kernels:
-    """Copies of conv1's weights and one conv2 filter's, as float32 numpy arrays."""
-    conv1_layer, conv2_layer = model.get_submodule("features.0"), model.get_submodule("features.3")
-    assert isinstance(conv1_layer, nn.Conv2d) and isinstance(conv2_layer, nn.Conv2d)
-    conv1 = conv1_layer.weight.detach().float().cpu().numpy().copy()
-    conv2 = conv2_layer.weight[conv2_filter].detach().float().cpu().numpy().copy()
-    return Kernels(conv1=conv1, conv2=conv2)
-
-
-def steps_per_epoch(train_size: int, batch_size: int) -> int:
-    """Like a DataLoader without drop_last: the last, smaller batch counts too."""
-    return math.ceil(train_size / batch_size)
-
-
 # ---------------------------------------------------------------- the loop
 
 
@@ -254,7 +111,7 @@ def evaluate(
     return loss_sum.item() / n, correct.item() / n
 
 
-def fit(cfg: TrainConfig, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None = None) -> list[EpochResult]:
+def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None = None) -> list[EpochResult]:
     """Train for `cfg.epochs` epochs, continuing from `resume` (a checkpoint dict); return every epoch's result."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
@@ -293,7 +150,7 @@ def fit(cfg: TrainConfig, data: Dataset, hooks: Hooks, resume: dict[str, Any] | 
     def checkpoint(epoch_start_rng: dict[str, Any], step: int, loss_sum: float) -> dict[str, Any]:
         """Everything needed to continue exactly: after `step` steps of epoch len(history) + 1."""
         return {
-            "config": asdict(cfg),
+            "config": cfg.model_dump(mode="json"),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             # The shuffle generator as it was when the epoch began, so the epoch's order can be redrawn;

@@ -1,0 +1,100 @@
+"""Jobs: submit, list, read, cancel, and their per-epoch metrics."""
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Query, Response
+
+from service import artifacts, jobs, queries
+from service.deps import ReadSessionDep, SessionDep
+from service.models import Status
+from service.routes.presenter import job_out
+from service.schemas import EpochMetricOut, ErrorBody, JobList, JobOut, MetricsOut
+from service.spec import JobSpec
+
+# The most jobs one page of GET /jobs returns.
+MAX_PAGE = 100
+
+JobId = Annotated[int, "job id"]
+
+router = APIRouter()
+
+EXAMPLES = {
+    "quick synthetic demo": {
+        "summary": "2 epochs on 512 generated images at 64×64 (about a minute on a CPU)",
+        "value": {
+            "dataset": "synthetic",
+            "epochs": 2,
+            "image_size": 64,
+            "train_samples": 512,
+            "test_samples": 256,
+        },
+    },
+    "the lecture": {
+        "summary": "The lecture's run: CIFAR-10 at 224×224, batch 512, Adam at 1e-3, fp32",
+        "value": {"epochs": 2, "learning_rate": 0.001, "precision": "fp32"},
+    },
+    "defaults": {"summary": "Every default: 5 epochs of CIFAR-10 at 224×224", "value": {}},
+}
+
+
+# What only a request body can cause: bytes that are not UTF-8 JSON, a body over MAX_BODY_BYTES, a reused key.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)"},
+    409: {"model": ErrorBody, "description": "Idempotency-Key already used with another body"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+}
+
+
+@router.post("/jobs", status_code=201, response_model=JobOut, responses=BODY_ERRORS)
+def submit_job(
+    response: Response,
+    session: SessionDep,
+    spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> JobOut:
+    """Queue a training job; the answer echoes the spec with every default filled in."""
+    spec = spec or JobSpec()
+    digest = hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    job = jobs.create_job(session, spec, idempotency_key, digest)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job_out(job)
+
+
+@router.get("/jobs", response_model=JobList)
+def list_jobs(
+    session: ReadSessionDep,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    offset: Annotated[int, Query(ge=0, le=queries.MAX_ID)] = 0,
+) -> JobList:
+    """List jobs, newest first, optionally only those in one status."""
+    rows, total = queries.list_jobs(session, status, limit, offset)
+    return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: JobId, session: ReadSessionDep) -> JobOut:
+    """A job's status, progress, device and error."""
+    return job_out(queries.get_job(session, job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={409: {"model": ErrorBody}})
+def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
+    """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished."""
+    return job_out(jobs.cancel_job(session, job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/metrics",
+    response_model=MetricsOut,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"}},
+)
+def get_metrics(job_id: JobId, session: ReadSessionDep, format: Literal["json", "csv"] = "json") -> Any:
+    """Per-epoch training loss, test loss, test accuracy and speed, as JSON or CSV."""
+    job = queries.get_job(session, job_id)
+    rows = [EpochMetricOut.model_validate(m, from_attributes=True) for m in job.metrics]
+    if format == "csv":
+        return Response(artifacts.metrics_csv(r.model_dump() for r in rows), media_type="text/csv")
+    return MetricsOut(job_id=job.id, status=job.status, epochs=rows)

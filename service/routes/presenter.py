@@ -1,0 +1,58 @@
+"""How the API shows a job (links, progress) and documents its errors; shared by the route modules."""
+
+from typing import Any
+
+from service.models import Job, Status
+from service.schemas import ErrorBody, JobOut, Progress
+from service.spec import JobSpec
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text_}
+    for code, text_ in (
+        (401, "Bearer token needed"),
+        (404, "No such job or artifact"),
+        (422, "Invalid request"),
+    )
+}
+PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
+
+
+def job_out(job: Job) -> JobOut:
+    """A job row as the API shows it, with links to everything it has."""
+    spec = JobSpec.model_validate(job.spec)
+    steps_total = job.steps_total
+    fraction = min(1.0, job.steps_done / steps_total) if steps_total else 0.0
+    if job.status == Status.SUCCEEDED:
+        fraction = 1.0
+    base = f"/jobs/{job.id}"
+    return JobOut(
+        id=job.id,
+        name=job.name,
+        status=Status(job.status),
+        spec=spec,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=job.error,
+        device=job.device,
+        parameter_count=job.parameter_count,
+        attempts=job.attempts,
+        cancel_requested=job.cancel_requested,
+        progress=Progress(
+            epochs_completed=job.epochs_completed,
+            epochs_total=spec.epochs,
+            steps_done=job.steps_done,
+            steps_total=steps_total,
+            fraction=round(fraction, 4),
+            eta_seconds=job.eta_seconds,
+            updated_at=job.progress_at,
+        ),
+        links={
+            "self": base,
+            "cancel": f"{base}/cancel",
+            "metrics": f"{base}/metrics",
+            "curves": f"{base}/curves.png",
+            "kernels": f"{base}/kernels",
+            "artifacts": f"{base}/artifacts",
+        },
+    )

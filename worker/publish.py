@@ -1,0 +1,78 @@
+"""Publishing a job's files: fenced by the claim's lease, and done on one background thread.
+
+A file is written into the claim's own staging folder, then published through the store inside the
+transaction that checks the lease and records the artifact's row: a worker that lost its lease never
+replaces a file its successor published. Pictures and checkpoints are written on one background thread
+(`Publisher`) while the next epoch trains, so the GPU does not wait for the disk or for matplotlib.
+"""
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import artifacts, jobs
+from service.db import transaction
+from service.storage import ArtifactStore
+
+log = logging.getLogger("worker")
+
+
+class Publisher:
+    """One background thread for a job's file work, in submission order, at most one batch in flight
+    (so at most one snapshot of the weights waits in memory). Its errors surface in the training thread."""
+
+    def __init__(self, job_id: int) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"publish-{job_id}")
+        self.pending: Future[None] | None = None
+
+    def submit(self, work: Callable[[], None]) -> None:
+        self.wait()
+        self.pending = self.pool.submit(work)
+
+    def wait(self) -> None:
+        """Block until the submitted work is done; re-raise what it raised."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.result()
+
+    def check(self) -> None:
+        """Cheap, for every step: re-raise a failure of finished work without waiting for unfinished work."""
+        if self.pending is not None and self.pending.done():
+            self.wait()
+
+    def close(self) -> None:
+        """Finish what was submitted, ignoring its errors (the run is ending some other way already)."""
+        try:
+            self.wait()
+        except Exception as exc:
+            log.warning("background file work failed while stopping: %s", exc)
+        self.pool.shutdown()
+
+
+class ArtifactWriter:
+    """Writes one claim's artifacts: staged in the claim's own folder, published under its lease."""
+
+    def __init__(self, store: ArtifactStore, sessions: sessionmaker[Session], claim: jobs.Claim) -> None:
+        self.store, self.sessions, self.claim = store, sessions, claim
+
+    @property
+    def staging(self) -> Path:
+        """This claim's own folder: a worker that lost the job cleans up only its own, never its successor's."""
+        return self.store.staging(self.claim.job_id, self.claim.token)
+
+    def publish(self, name: str, write: Callable[[Path], object]) -> None:
+        """Write the artifact `name` with `write(path)`; if this worker still holds the job, make it current."""
+        staged = self.staging / name.replace("/", "-")
+        write(staged)
+        job_id, token = self.claim.job_id, self.claim.token
+        with transaction(self.sessions) as session:
+            size = staged.stat().st_size
+            key = self.store.publish(job_id, token, name, staged)  # inside: the lease is ours until the commit
+            jobs.record_artifact(session, job_id, token, name, key, artifacts.content_type(name), size)
+
+    def discard(self) -> None:
+        """Remove whatever this claim staged and did not publish."""
+        self.store.discard_staging(self.claim.job_id, self.claim.token)
