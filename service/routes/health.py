@@ -1,21 +1,27 @@
 """Liveness: the database, the queue and the workers; answered without a token."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from service import queries
-from service.deps import ReadSessionDep, SettingsDep
+from service.deps import ReadDatabaseDep, SettingsDep
+from service.routes.presenter import json_response
 from service.schemas import ErrorBody, Health, WorkerOut
 
 router = APIRouter()
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": ErrorBody}})
-def health(session: ReadSessionDep, settings: SettingsDep) -> Health:
+async def health(db: ReadDatabaseDep, settings: SettingsDep) -> Response:
     """Liveness, the database, the queue depth and the workers that heartbeated recently."""
-    session.execute(text("SELECT 1"))
-    workers = [
-        WorkerOut.model_validate(w, from_attributes=True)
-        for w in queries.live_workers(session, settings.worker_alive_seconds)
-    ]
-    return Health(status="ok", database="ok", queue=queries.queue_counts(session), workers=workers)
+
+    def read(session: Session) -> Health:
+        session.execute(text("SELECT 1"))
+        workers = [
+            WorkerOut.model_validate(w, from_attributes=True)
+            for w in queries.live_workers(session, settings.worker_alive_seconds)
+        ]
+        return Health(status="ok", database="ok", queue=queries.queue_counts(session), workers=workers)
+
+    return json_response(await db.run(read))

@@ -5,11 +5,12 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Response
+from sqlalchemy.orm import Session
 
 from service import artifacts, jobs, queries
-from service.deps import ReadSessionDep, SessionDep
+from service.deps import DatabaseDep, ReadDatabaseDep
 from service.models import Status
-from service.routes.presenter import job_out
+from service.routes.presenter import job_out, json_response
 from service.schemas import EpochMetricOut, ErrorBody, JobList, JobOut, MetricsOut
 from service.spec import JobSpec
 
@@ -48,42 +49,44 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/jobs", status_code=201, response_model=JobOut, responses=BODY_ERRORS)
-def submit_job(
-    response: Response,
-    session: SessionDep,
+async def submit_job(
+    db: DatabaseDep,
     spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> JobOut:
+) -> Response:
     """Queue a training job; the answer echoes the spec with every default filled in."""
     spec = spec or JobSpec()
     digest = hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    job = jobs.create_job(session, spec, idempotency_key, digest)
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return job_out(job)
+    job = await db.run(lambda s: job_out(jobs.create_job(s, spec, idempotency_key, digest)))
+    return json_response(job, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
 @router.get("/jobs", response_model=JobList)
-def list_jobs(
-    session: ReadSessionDep,
+async def list_jobs(
+    db: ReadDatabaseDep,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     offset: Annotated[int, Query(ge=0, le=queries.MAX_ID)] = 0,
-) -> JobList:
+) -> Response:
     """List jobs, newest first, optionally only those in one status."""
-    rows, total = queries.list_jobs(session, status, limit, offset)
-    return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
+
+    def page(session: Session) -> JobList:
+        rows, total = queries.list_jobs(session, status, limit, offset)
+        return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
+
+    return json_response(await db.run(page))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: JobId, session: ReadSessionDep) -> JobOut:
+async def get_job(job_id: JobId, db: ReadDatabaseDep) -> Response:
     """A job's status, progress, device and error."""
-    return job_out(queries.get_job(session, job_id))
+    return json_response(await db.run(lambda s: job_out(queries.get_job(s, job_id))))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={409: {"model": ErrorBody}})
-def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
+async def cancel_job(job_id: JobId, db: DatabaseDep) -> Response:
     """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished."""
-    return job_out(jobs.cancel_job(session, job_id))
+    return json_response(await db.run(lambda s: job_out(jobs.cancel_job(s, job_id))))
 
 
 @router.get(
@@ -91,10 +94,15 @@ def cancel_job(job_id: JobId, session: SessionDep) -> JobOut:
     response_model=MetricsOut,
     responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"}},
 )
-def get_metrics(job_id: JobId, session: ReadSessionDep, format: Literal["json", "csv"] = "json") -> Any:
+async def get_metrics(job_id: JobId, db: ReadDatabaseDep, format: Literal["json", "csv"] = "json") -> Response:
     """Per-epoch training loss, test loss, test accuracy and speed, as JSON or CSV."""
-    job = queries.get_job(session, job_id)
-    rows = [EpochMetricOut.model_validate(m, from_attributes=True) for m in job.metrics]
+
+    def read(session: Session) -> MetricsOut:
+        job = queries.get_job(session, job_id)
+        rows = [EpochMetricOut.model_validate(m, from_attributes=True) for m in job.metrics]
+        return MetricsOut(job_id=job.id, status=Status(job.status), epochs=rows)
+
+    metrics = await db.run(read)
     if format == "csv":
-        return Response(artifacts.metrics_csv(r.model_dump() for r in rows), media_type="text/csv")
-    return MetricsOut(job_id=job.id, status=job.status, epochs=rows)
+        return Response(artifacts.metrics_csv(r.model_dump() for r in metrics.epochs), media_type="text/csv")
+    return json_response(metrics)

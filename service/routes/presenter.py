@@ -1,6 +1,10 @@
 """How the API shows a job (links, progress) and documents its errors; shared by the route modules."""
 
+from collections.abc import Mapping
 from typing import Any
+
+from fastapi import Response
+from pydantic import BaseModel
 
 from service.models import Job, Status
 from service.schemas import ErrorBody, JobOut, Progress
@@ -56,3 +60,9 @@ def job_out(job: Job) -> JobOut:
             "artifacts": f"{base}/artifacts",
         },
     )
+
+
+def json_response(body: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """`body` serialised once, as it is: a route returns this rather than a model, which FastAPI would validate
+    again against the route's `response_model` (kept for the OpenAPI document)."""
+    return Response(body.model_dump_json(), status_code=status_code, headers=headers, media_type="application/json")
