@@ -1,17 +1,22 @@
-"""`python -m bench.load`: how fast the API answers reads while a worker trains, on SQLite.
+"""`python -m bench.load`: how fast the API answers reads, on SQLite.
 
-Starts the API (`python -m service`) and one worker (`python -m worker`) as real processes on 127.0.0.1,
-over a fresh SQLite database migrated by Alembic. One job trains for the whole run (its heartbeats, epoch
-rows and artifact rows are the writes the reads compete with); `--clients` threads poll that job's
+Default mode: starts the API (`python -m service`) and one worker (`python -m worker`) as real processes on
+127.0.0.1, over a fresh SQLite database migrated by Alembic. One job trains for the whole run (its heartbeats,
+epoch rows and artifact rows are the writes the reads compete with); `--clients` threads poll that job's
 `GET /jobs/{id}` and `GET /jobs/{id}/metrics` alternately for `--seconds`. Prints the request count, errors,
 requests per second and latency percentiles, and a markdown line for the README; then cancels the job and
 stops both processes by pid.
+
+`--wrk`: the API alone (one job queued, no worker), each route driven by `wrk` (Debian's package) with 1 and
+then 4 connections, so that no Python client competes with the API for the cores: what each route costs.
 """
 
 import argparse
 import math
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -199,18 +204,77 @@ def report(
     return met
 
 
+# What --wrk measures: the framework alone (an unknown path, no database), then the reads a page makes.
+WRK_ROUTES = ("/no-such-path", "/jobs/{id}", "/health", "/jobs/{id}/metrics")
+WRK_CONNECTIONS = (1, 4)
+
+
+def wrk(url: str, connections: int, seconds: float) -> tuple[float, float, float]:
+    """`wrk` against `url` with one thread: (p50 ms, p99 ms, requests per second)."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 30,
+    ).stdout
+
+    def ms(label: str) -> float:
+        found = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no {label} line in wrk's output:\n{out}")
+        value, unit = float(found[1]), found[2]
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if rate is None:
+        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
+    if errors and "no-such-path" not in url:
+        raise RuntimeError(f"{url}: {errors[1]} responses were errors")
+    return ms("50%"), ms("99%"), float(rate[1])
+
+
+def run_wrk(seconds: float, root: Path) -> None:
+    """Each route's cost with the API alone on this machine, as a markdown table."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("--wrk needs wrk on the PATH (Debian: apt-get install wrk)")
+    settings = Settings(
+        database_url=f"sqlite:///{root / 'jobs.db'}", artifact_dir=root / "artifacts", data_dir=root / "data"
+    )
+    migrate(settings.database_url)
+    with api_server(settings, root / "api.log") as base:
+        job_id = int(httpx.post(f"{base}/jobs", json=JOB).raise_for_status().json()["id"])
+        print(f"API alone at {base}; job {job_id} queued, no worker; wrk -t1 for {seconds:g} s per line", flush=True)
+        header = " | ".join(f"{c} conn: p50 | {c} conn: p99 | {c} conn: req/s" for c in WRK_CONNECTIONS)
+        lines = [f"| route | {header} |", "|---|" + "---:|" * 3 * len(WRK_CONNECTIONS)]
+        for route in WRK_ROUTES:
+            cells = []
+            for connections in WRK_CONNECTIONS:
+                p50, p99, rate = wrk(base + route.format(id=job_id), connections, seconds)
+                cells += [f"{p50:.2f} ms", f"{p99:.2f} ms", f"{rate:,.0f}"]
+            lines.append(f"| `GET {route}` | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+    cores = len(os.sched_getaffinity(0))
+    print(f"\nSQLite, {cores} cores, load average {os.getloadavg()[0]:.1f}:", *lines, sep="\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the clients read (default 30)")
     parser.add_argument("--clients", type=int, default=10, help="concurrent clients (default 10)")
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="stop early after this many requests")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (database, api.log, worker.log)")
+    parser.add_argument("--wrk", action="store_true", help="each route's cost, the API alone, measured by wrk")
     args = parser.parse_args()
     if not (0 < args.seconds <= 3600 and 1 <= args.clients <= 200 and args.max_requests >= args.clients):
         parser.error("need 0 < --seconds ≤ 3600, 1 ≤ --clients ≤ 200 and --max-requests ≥ --clients")
     root = Path(tempfile.mkdtemp(prefix="alexnet-jobs-load-"))
     try:
-        run(args.seconds, args.clients, args.max_requests, root)
+        if args.wrk:
+            run_wrk(min(args.seconds, 10.0), root)
+        else:
+            run(args.seconds, args.clients, args.max_requests, root)
     except BaseException:
         for log in ("api.log", "worker.log"):
             if (root / log).exists():

@@ -28,7 +28,7 @@ async def serve_artifact(db: Database, store: ArtifactStore, job_id: int, name: 
     """A file the database says the job has, read through the key it recorded (never a path from the URL)."""
 
     def find(session: Session) -> tuple[str, str, Path | None]:
-        queries.get_job(session, job_id)
+        queries.job_row(session, job_id)
         row = queries.artifact_row(session, job_id, name)
         return row.key, row.content_type, store.local_path(row.key)
 
@@ -62,7 +62,7 @@ async def list_kernels(job_id: JobId, db: ReadDatabaseDep) -> Response:
     """The kernel images drawn so far (conv1 and conv2; initial, trained, diff)."""
 
     def read(session: Session) -> KernelList:
-        queries.get_job(session, job_id)
+        queries.job_row(session, job_id)
         kernels = []
         for row in queries.artifact_rows(session, job_id, prefix=artifacts.KERNELS_PREFIX):
             image = artifacts.parse_kernel_image(row.name)
@@ -93,7 +93,7 @@ async def list_artifacts(job_id: JobId, db: ReadDatabaseDep) -> Response:
     """Every file the job has written: name, size, content type and download URL."""
 
     def read(session: Session) -> ArtifactList:
-        queries.get_job(session, job_id)
+        queries.job_row(session, job_id)
         items = [
             ArtifactOut(
                 name=r.name,

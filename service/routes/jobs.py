@@ -80,7 +80,7 @@ async def list_jobs(
 @router.get("/jobs/{job_id}", response_model=JobOut)
 async def get_job(job_id: JobId, db: ReadDatabaseDep) -> Response:
     """A job's status, progress, device and error."""
-    return json_response(await db.run(lambda s: job_out(queries.get_job(s, job_id))))
+    return json_response(await db.run(lambda s: job_out(queries.job_row(s, job_id))))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={409: {"model": ErrorBody}})
@@ -98,8 +98,8 @@ async def get_metrics(job_id: JobId, db: ReadDatabaseDep, format: Literal["json"
     """Per-epoch training loss, test loss, test accuracy and speed, as JSON or CSV."""
 
     def read(session: Session) -> MetricsOut:
-        job = queries.get_job(session, job_id)
-        rows = [EpochMetricOut.model_validate(m, from_attributes=True) for m in job.metrics]
+        job = queries.job_row(session, job_id)
+        rows = [EpochMetricOut.model_validate(m, from_attributes=True) for m in queries.epoch_rows(session, job_id)]
         return MetricsOut(job_id=job.id, status=Status(job.status), epochs=rows)
 
     metrics = await db.run(read)

@@ -5,6 +5,7 @@ from typing import Any
 
 from fastapi import Response
 from pydantic import BaseModel
+from sqlalchemy import Row
 
 from service.models import Job, Status
 from service.schemas import ErrorBody, JobOut, Progress
@@ -21,8 +22,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
 
 
-def job_out(job: Job) -> JobOut:
-    """A job row as the API shows it, with links to everything it has."""
+def job_out(job: Job | Row[Any]) -> JobOut:
+    """A job (its ORM object or its row) as the API shows it, with links to everything it has."""
     spec = JobSpec.model_validate(job.spec)
     steps_total = job.steps_total
     fraction = min(1.0, job.steps_done / steps_total) if steps_total else 0.0
