@@ -1,31 +1,21 @@
 """Shared fixtures: real databases migrated by Alembic (SQLite files, and Postgres schemas), real settings."""
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
 from service.app import create_app
 from service.config import Settings
+from service.db import make_engine, make_sessionmaker
+from tests.helpers import Sessions, make_settings, postgres_schema, sqlite_database
 from tests.processes import stop_all_started
 
-ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def migrate(url: str) -> None:
-    """Bring the database at `url` to the newest schema, as `alembic upgrade head` does."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
 
 
 def _postgres_available() -> bool:
@@ -58,24 +48,13 @@ def postgres() -> str:
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    migrate(url)
-    return url
+    return sqlite_database(tmp_path)
 
 
 @pytest.fixture
 def postgres_url(postgres: str) -> Iterator[str]:
-    """A fresh schema in the test database, migrated, dropped afterwards: no rows pile up across tests."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{postgres}?options=-csearch_path%3D{schema}"
-    migrate(url)
-    yield url
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_schema(postgres) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -84,22 +63,17 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue(f"{request.param}_url"))
 
 
-def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": database_url,
-        "artifact_dir": tmp_path / "artifacts",
-        "data_dir": tmp_path / "data",
-        "lease_seconds": 30.0,
-        "heartbeat_seconds": 0.5,
-        "poll_seconds": 0.2,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def settings(tmp_path: Path, sqlite_url: str) -> Settings:
     return make_settings(tmp_path, sqlite_url)
+
+
+@pytest.fixture
+def sessions(settings: Settings) -> Iterator[Sessions]:
+    """Sessions on the test's database, to arrange and read rows directly."""
+    engine = make_engine(settings.database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from typing import TypeVar
 import httpx
 
 from service.config import Settings
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # Every process these helpers start, so that a failing test cannot leave one running (see conftest).
 STARTED: list[subprocess.Popen[bytes]] = []

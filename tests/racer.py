@@ -9,6 +9,7 @@ import sys
 
 from service import jobs
 from service.db import make_engine, make_sessionmaker, transaction
+from service.models import Status
 
 
 def main(url: str, out: str) -> int:
@@ -21,7 +22,7 @@ def main(url: str, out: str) -> int:
         if claim is None:
             break
         with transaction(sessions) as session:
-            jobs.finish(session, claim.job_id, claim.token, "succeeded")
+            jobs.finish(session, claim.job_id, claim.token, Status.SUCCEEDED)
         claimed.append(claim.job_id)
     with open(out, "w") as f:
         f.writelines(f"{job_id}\n" for job_id in claimed)

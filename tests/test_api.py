@@ -9,8 +9,9 @@ from fastapi.testclient import TestClient
 from service import jobs
 from service.app import create_app
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker, transaction
-from tests.conftest import make_settings
+from service.db import transaction
+from service.models import Status
+from tests.helpers import DEMO, Sessions, assert_error, make_settings, publish_artifact, total_jobs
 
 
 @pytest.fixture
@@ -19,24 +20,12 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     return make_settings(tmp_path, database_url)
 
 
-DEMO = {"dataset": "synthetic", "epochs": 2, "image_size": 64, "train_samples": 512, "test_samples": 256}
-
-
-def assert_error(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]
-
-
-def total_jobs(client: TestClient) -> int:
-    return client.get("/jobs").json()["total"]
-
-
-def sessions_for(settings: Settings):
-    return make_sessionmaker(make_engine(settings.database_url))
+def claim_next(sessions: Sessions) -> jobs.Claim:
+    """Claim the oldest queued job, as a worker would."""
+    with transaction(sessions) as s:
+        claim = jobs.claim_next(s, "w1", False, 30, 30)
+    assert claim is not None
+    return claim
 
 
 def test_submit_returns_201_with_location_and_the_fully_resolved_spec(client: TestClient) -> None:
@@ -163,17 +152,15 @@ def test_cancel_queued_is_immediate_and_idempotent(client: TestClient) -> None:
     assert again.json() == first.json()
 
 
-def test_cancel_running_asks_the_worker_and_cancel_finished_is_409(client: TestClient, settings: Settings) -> None:
+def test_cancel_running_asks_the_worker_and_cancel_finished_is_409(client: TestClient, sessions: Sessions) -> None:
     job_id = client.post("/jobs", json=DEMO).json()["id"]
-    sessions = sessions_for(settings)
-    with transaction(sessions) as s:
-        claim = jobs.claim_next(s, "w1", False, 30, 30)
-    assert claim is not None and claim.job_id == job_id
+    claim = claim_next(sessions)
+    assert claim.job_id == job_id
     response = client.post(f"/jobs/{job_id}/cancel")
     assert response.json()["status"] == "running"
     assert response.json()["cancel_requested"] is True
     with transaction(sessions) as s:
-        jobs.finish(s, job_id, claim.token, "succeeded")
+        jobs.finish(s, job_id, claim.token, Status.SUCCEEDED)
     error = assert_error(client.post(f"/jobs/{job_id}/cancel"), 409, "conflict")
     assert "succeeded" in error["message"]
 
@@ -199,22 +186,11 @@ def test_artifacts_not_drawn_yet_are_404_saying_so(client: TestClient) -> None:
     assert client.get(f"/jobs/{job_id}/artifacts").json() == {"job_id": job_id, "artifacts": []}
 
 
-def publish(settings: Settings, job_id: int, token: str, name: str, data: bytes, content_type: str) -> Path:
-    path = jobs.artifact_path(settings.artifact_dir, job_id, name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    with transaction(sessions_for(settings)) as s:
-        jobs.record_artifact(s, job_id, token, name, content_type, len(data))
-    return path
-
-
-def test_recorded_artifacts_are_listed_and_served(client: TestClient, settings: Settings) -> None:
+def test_recorded_artifacts_are_listed_and_served(client: TestClient, settings: Settings, sessions: Sessions) -> None:
     job_id = client.post("/jobs", json=DEMO).json()["id"]
-    with transaction(sessions_for(settings)) as s:
-        claim = jobs.claim_next(s, "w1", False, 30, 30)
-    assert claim is not None
-    publish(settings, job_id, claim.token, "kernels/conv2/diff.png", b"\x89PNG fake", "image/png")
-    publish(settings, job_id, claim.token, "metrics.csv", b"epoch\n", "text/csv")
+    claim = claim_next(sessions)
+    publish_artifact(settings, sessions, claim, "kernels/conv2/diff.png", b"\x89PNG fake")
+    publish_artifact(settings, sessions, claim, "metrics.csv", b"epoch\n")
     listed = client.get(f"/jobs/{job_id}/artifacts").json()["artifacts"]
     assert [(a["name"], a["size"], a["url"]) for a in listed] == [
         ("kernels/conv2/diff.png", 9, f"/jobs/{job_id}/artifacts/kernels/conv2/diff.png"),
@@ -242,27 +218,23 @@ def test_recorded_artifacts_are_listed_and_served(client: TestClient, settings: 
         "kernels/..%2Fmetrics.csv",
     ],
 )
-def test_no_path_outside_the_recorded_artifacts_is_served(client: TestClient, settings: Settings, name: str) -> None:
+def test_no_path_outside_the_recorded_artifacts_is_served(
+    client: TestClient, settings: Settings, sessions: Sessions, name: str
+) -> None:
     job_id = client.post("/jobs", json=DEMO).json()["id"]
-    with transaction(sessions_for(settings)) as s:
-        claim = jobs.claim_next(s, "w1", False, 30, 30)
-    assert claim is not None
-    publish(settings, job_id, claim.token, "metrics.csv", b"epoch\n", "text/csv")
+    publish_artifact(settings, sessions, claim_next(sessions), "metrics.csv", b"epoch\n")
     response = client.get(f"/jobs/{job_id}/artifacts/{name}")
     assert response.status_code == 404, response.text
     assert b"root:" not in response.content
 
 
 def test_a_symlink_leading_out_of_the_artifact_root_is_404(
-    client: TestClient, settings: Settings, tmp_path: Path
+    client: TestClient, settings: Settings, sessions: Sessions, tmp_path: Path
 ) -> None:
     job_id = client.post("/jobs", json=DEMO).json()["id"]
-    with transaction(sessions_for(settings)) as s:
-        claim = jobs.claim_next(s, "w1", False, 30, 30)
-    assert claim is not None
     secret = tmp_path / "secret.txt"
     secret.write_text("do not serve")
-    path = publish(settings, job_id, claim.token, "curves.png", b"x", "image/png")
+    path = publish_artifact(settings, sessions, claim_next(sessions), "curves.png", b"x")
     path.unlink()
     os.symlink(secret, path)
     assert_error(client.get(f"/jobs/{job_id}/curves.png"), 404, "not_found")
@@ -292,10 +264,10 @@ def test_api_token_guards_everything_but_health_and_docs(tmp_path: Path, sqlite_
         assert c.get("/jobs").json()["error"]["code"] == "unauthorized"
 
 
-def test_health_reports_database_queue_and_live_workers(client: TestClient, settings: Settings) -> None:
+def test_health_reports_database_queue_and_live_workers(client: TestClient, sessions: Sessions) -> None:
     client.post("/jobs", json=DEMO)
     client.post("/jobs", json=DEMO)
-    with transaction(sessions_for(settings)) as s:
+    with transaction(sessions) as s:
         jobs.register_worker(s, "w-gpu", "host-a", 123, "cuda (test)", bf16_native=True)
         jobs.register_worker(s, "w-gone", "host-b", 456, "cpu")
         jobs.worker_stopped(s, "w-gone")

@@ -10,13 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from service import jobs
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
-from service.models import Job
-from service.spec import JobSpec
-from tests.conftest import make_settings
-from tests.processes import ROOT, STARTED, start_worker, stop, wait_for
+from service.models import FINISHED, Job
+from tests.helpers import ROOT, make_settings, queue_jobs
+from tests.processes import STARTED, start_worker, stop, wait_for
 from worker import checkpoint
 from worker.loop import Worker
 
@@ -55,8 +53,8 @@ class Db:
         self.sessions = make_sessionmaker(make_engine(settings.database_url))
 
     def submit(self, **spec: object) -> int:
-        with transaction(self.sessions) as s:
-            return jobs.create_job(s, JobSpec(**{**SPEC, **spec})).id  # type: ignore[arg-type]
+        (job_id,) = queue_jobs(self.sessions, **{**SPEC, **spec})
+        return job_id
 
     def job(self, job_id: int) -> Job:
         with transaction(self.sessions) as s:
@@ -92,7 +90,7 @@ def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_
 
     rescuer = start_worker(settings, tmp_path / "rescuer.log")
     try:
-        job = db.when(job_id, "the job to finish elsewhere", lambda j: j.status in jobs.FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish elsewhere", lambda j: j.status in FINISHED, timeout=180)
     finally:
         assert stop(rescuer) == 0
     assert (job.status, job.error, job.attempts) == ("succeeded", None, 2)
@@ -118,7 +116,7 @@ def test_sigstop_past_the_lease_then_sigcont_changes_nothing(settings: Settings,
     finally:
         os.kill(paused.pid, signal.SIGCONT)
     try:
-        job = db.when(job_id, "the job to finish", lambda j: j.status in jobs.FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=180)
         assert (job.status, job.attempts) == ("succeeded", 2)
         assert [e for e, _ in db.epochs(job_id)] == [1, 2, 3]
         wait_for(lambda: "lease lost" in (tmp_path / "paused.log").read_text(), 30, "the paused worker to give up")
@@ -143,7 +141,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts_and_oth
     try:
         job = db.when(doomed, "the reaper to fail it", lambda j: j.status == "failed", timeout=60)
         assert job.error == "the worker running this job stopped responding on each of its 2 attempts"
-        other = db.when(fine, "the other job to run", lambda j: j.status in jobs.FINISHED, timeout=120)
+        other = db.when(fine, "the other job to run", lambda j: j.status in FINISHED, timeout=120)
         assert other.status == "succeeded"
     finally:
         assert stop(survivor) == 0
@@ -166,7 +164,7 @@ def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settin
 
     second = start_worker(settings, tmp_path / "second.log")
     try:
-        job = db.when(job_id, "the job to finish", lambda j: j.status in jobs.FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=180)
     finally:
         assert stop(second) == 0
     assert (job.status, job.attempts) == ("succeeded", 1)
@@ -186,7 +184,7 @@ def test_second_sigterm_exits_at_once_and_the_lease_brings_the_job_back(settings
     assert worker.wait(timeout=10) == 128 + signal.SIGTERM
     rescuer = start_worker(settings, tmp_path / "rescuer.log")
     try:
-        job = db.when(job_id, "the job to finish", lambda j: j.status in jobs.FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=180)
     finally:
         assert stop(rescuer) == 0
     assert job.status == "succeeded"

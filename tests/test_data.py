@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from cifar_files import LABEL_NAMES, make_batches, write_cifar10, write_py2_pickle
 
+from tests.cifar_files import LABEL_NAMES, make_batches, write_cifar10, write_py2_pickle
 from worker.data import (
     ARCHIVE_NAME,
     CIFAR10_URL,

@@ -5,9 +5,8 @@ checks: no 5xx, only documented status codes and content types, bodies that matc
 invalid data refused with 4xx, valid data accepted, auth enforced, 405s that list the allowed methods.
 """
 
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import httpx
@@ -15,19 +14,26 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
 from service import jobs
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
-from service.spec import JobSpec
-from tests.conftest import make_settings, migrate
+from service.models import Status
+from tests.helpers import (
+    DEMO,
+    assert_error,
+    make_settings,
+    postgres_schema,
+    publish_artifact,
+    queue_jobs,
+    sqlite_database,
+    total_jobs,
+)
 from tests.processes import api_server
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-DEMO = {"dataset": "synthetic", "epochs": 2, "image_size": 64, "train_samples": 512, "test_samples": 256}
 # The files a worker records, by content type; job 1 has each of them.
 ARTIFACTS = {
     "curves.png": "image/png",
@@ -53,10 +59,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(dat
 
 def seed(settings: Settings) -> None:
     """Job 1 running with an epoch of metrics and every kind of artifact, job 2 succeeded, job 3 queued."""
-    sessions = make_sessionmaker(make_engine(settings.database_url))
-    with transaction(sessions) as s:
-        for _ in range(3):
-            jobs.create_job(s, JobSpec.model_validate(DEMO))
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    queue_jobs(sessions, 3, **DEMO)
     with transaction(sessions) as s:
         first = jobs.claim_next(s, "fuzz-worker", False, 3600, 30)
         second = jobs.claim_next(s, "fuzz-worker", False, 3600, 30)
@@ -64,42 +69,24 @@ def seed(settings: Settings) -> None:
     with transaction(sessions) as s:
         metric = {"epoch": 1, "train_loss": 2.3, "test_loss": 2.2, "test_accuracy": 0.1, "seconds": 3.0}
         jobs.record_epoch(s, first.job_id, first.token, {**metric, "images_per_second": 170.0})
-        for name, content_type in ARTIFACTS.items():
-            path = jobs.artifact_path(settings.artifact_dir, first.job_id, name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(b"\x89PNG\r\n\x1a\n" if content_type == "image/png" else b"epoch\n1\n")
-            jobs.record_artifact(s, first.job_id, first.token, name, content_type, path.stat().st_size)
-        jobs.finish(s, second.job_id, second.token, "succeeded")
-
-
-@contextmanager
-def fresh_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A migrated SQLite file, or a migrated Postgres schema dropped afterwards; yields its URL."""
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-        migrate(url)
-        yield url
-        return
-    server = str(request.getfixturevalue("postgres"))
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    try:
-        url = f"{server}?options=-csearch_path%3D{name}"
-        migrate(url)
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-        admin.dispose()
+    for name, content_type in ARTIFACTS.items():
+        data = b"\x89PNG\r\n\x1a\n" if content_type == "image/png" else b"epoch\n1\n"
+        publish_artifact(settings, sessions, first, name, data)
+    with transaction(sessions) as s:
+        jobs.finish(s, second.job_id, second.token, Status.SUCCEEDED)
+    engine.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     """One seeded database per backend for the whole module: Hypothesis sends many requests to one fixture."""
     tmp_path = tmp_path_factory.mktemp("fuzz")
-    with fresh_database(request.param, tmp_path, request) as url:
+    database: AbstractContextManager[str]
+    if request.param == "sqlite":
+        database = nullcontext(sqlite_database(tmp_path))
+    else:
+        database = postgres_schema(str(request.getfixturevalue("postgres")))
+    with database as url:
         settings = make_settings(tmp_path, url, api_token=TOKEN)
         seed(settings)
         app = create_app(settings)
@@ -140,15 +127,6 @@ def test_seeded_resources_are_served_as_documented(
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
-
-
-def total_jobs(client: TestClient) -> int:
-    return int(client.get("/jobs").json()["total"])
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.json()["error"]["code"] == code
 
 
 @pytest.mark.parametrize(
@@ -276,12 +254,12 @@ def test_an_oversized_chunked_body_without_content_length_gets_413_from_the_real
         assert response.request.headers.get("transfer-encoding") == "chunked"
         assert "content-length" not in response.request.headers
         assert_error(response, 413, "payload_too_large")
-        assert http.get("/jobs").json()["total"] == 0
+        assert total_jobs(http) == 0
         # A small chunked body still goes through whole: the limit reads the stream, it does not cut it short.
         small = http.post("/jobs", content=iter([b'{"epochs": ', b"2}"]), headers=headers)
         assert small.status_code == 201, small.text
         assert small.json()["spec"]["epochs"] == 2
-        assert http.get("/jobs").json()["total"] == 1
+        assert total_jobs(http) == 1
 
 
 @pytest.mark.slow

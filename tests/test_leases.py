@@ -8,45 +8,40 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from service import jobs
-from service.db import make_engine, make_sessionmaker, transaction
-from service.models import Job, utcnow
-from service.spec import JobSpec
-from tests.processes import ROOT, STARTED
+from service import jobs, queries
+from service.config import Settings
+from service.db import transaction
+from service.models import Job, Status, utcnow
+from tests.helpers import ROOT, Sessions, make_settings, queue_jobs
+from tests.processes import STARTED
 
 
 @pytest.fixture
-def sessions(database_url: str):
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
-
-
-def queue(sessions, n: int = 1, **spec: object) -> list[int]:
-    with transaction(sessions) as s:
-        return [jobs.create_job(s, JobSpec(**spec)).id for _ in range(n)]  # type: ignore[arg-type]
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Every scenario here runs on SQLite and on Postgres."""
+    return make_settings(tmp_path, database_url)
 
 
 def claim(
-    sessions, worker: str = "w", has_cuda: bool = False, lease: float = 30, bf16_native: bool = True
+    sessions: Sessions, worker: str = "w", has_cuda: bool = False, lease: float = 30, bf16_native: bool = True
 ) -> jobs.Claim | None:
     with transaction(sessions) as s:
         return jobs.claim_next(s, worker, has_cuda, lease, alive_seconds=30, bf16_native=bf16_native)
 
 
-def row(sessions, job_id: int) -> Job:
+def row(sessions: Sessions, job_id: int) -> Job:
     with transaction(sessions) as s:
         return s.get_one(Job, job_id)
 
 
-def expire(sessions, job_id: int) -> None:
+def expire(sessions: Sessions, job_id: int) -> None:
     """Move a lease into the past, as if its worker had gone silent long ago."""
     with transaction(sessions) as s:
         s.get_one(Job, job_id).lease_expires_at = utcnow() - timedelta(seconds=1)
 
 
-def test_claims_take_the_oldest_job_once_with_a_lease(sessions) -> None:
-    first, second = queue(sessions, 2)
+def test_claims_take_the_oldest_job_once_with_a_lease(sessions: Sessions) -> None:
+    first, second = queue_jobs(sessions, 2)
     a, b = claim(sessions, "a"), claim(sessions, "b")
     assert a is not None and b is not None
     assert (a.job_id, b.job_id) == (first, second)
@@ -57,8 +52,8 @@ def test_claims_take_the_oldest_job_once_with_a_lease(sessions) -> None:
     assert job.lease_expires_at is not None and job.lease_expires_at > utcnow()
 
 
-def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions) -> None:
-    (job_id,) = queue(sessions)
+def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(sessions)
     old = claim(sessions)
     assert old is not None
     expire(sessions, job_id)
@@ -75,8 +70,8 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions) -> None:
             {"epoch": 1, "train_loss": 1, "test_loss": 1, "test_accuracy": 0, "seconds": 1, "images_per_second": 1},
         ),
         lambda s: jobs.set_checkpoint(s, job_id, old.token, "x.pt"),
-        lambda s: jobs.record_artifact(s, job_id, old.token, "curves.png", "image/png", 1),
-        lambda s: jobs.finish(s, job_id, old.token, "succeeded"),
+        lambda s: jobs.record_artifact(s, job_id, old.token, "curves.png", f"{job_id}/curves.png", "image/png", 1),
+        lambda s: jobs.finish(s, job_id, old.token, Status.SUCCEEDED),
         lambda s: jobs.hand_back(s, job_id, old.token, None),
     ):
         with pytest.raises(jobs.LeaseLost), transaction(sessions) as s:
@@ -85,12 +80,12 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions) -> None:
     assert (job.status, job.lease_token, job.epochs_completed, job.steps_done) == ("running", new.token, 0, 0)
     assert job.checkpoint is None
     with transaction(sessions) as s:
-        assert jobs.artifact_rows(s, job_id) == []
+        assert queries.artifact_rows(s, job_id) == []
         assert list(s.get_one(Job, job_id).metrics) == []
 
 
-def test_the_reaper_requeues_then_fails_after_max_attempts(sessions) -> None:
-    (job_id,) = queue(sessions, max_attempts=2)
+def test_the_reaper_requeues_then_fails_after_max_attempts(sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(sessions, max_attempts=2)
     for attempt in (1, 2):
         c = claim(sessions)
         assert c is not None and c.attempt == attempt
@@ -103,8 +98,8 @@ def test_the_reaper_requeues_then_fails_after_max_attempts(sessions) -> None:
     assert job.finished_at is not None
 
 
-def test_a_live_lease_is_never_reaped(sessions) -> None:
-    (job_id,) = queue(sessions)
+def test_a_live_lease_is_never_reaped(sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(sessions)
     c = claim(sessions, lease=1)
     assert c is not None
     for _ in range(10):  # a healthy job renewed many times over its lease length
@@ -114,8 +109,8 @@ def test_a_live_lease_is_never_reaped(sessions) -> None:
     assert row(sessions, job_id).status == "running"
 
 
-def test_an_expired_job_with_a_cancel_request_ends_cancelled(sessions) -> None:
-    (job_id,) = queue(sessions)
+def test_an_expired_job_with_a_cancel_request_ends_cancelled(sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(sessions)
     assert claim(sessions) is not None
     with transaction(sessions) as s:
         jobs.cancel_job(s, job_id)
@@ -125,8 +120,8 @@ def test_an_expired_job_with_a_cancel_request_ends_cancelled(sessions) -> None:
     assert row(sessions, job_id).status == "cancelled"
 
 
-def test_hand_back_requeues_and_returns_the_attempt(sessions) -> None:
-    (job_id,) = queue(sessions)
+def test_hand_back_requeues_and_returns_the_attempt(sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(sessions)
     c = claim(sessions)
     assert c is not None
     with transaction(sessions) as s:
@@ -137,8 +132,8 @@ def test_hand_back_requeues_and_returns_the_attempt(sessions) -> None:
     assert again is not None and again.checkpoint == "abc.pt" and again.attempt == 1
 
 
-def test_cpu_workers_leave_cuda_jobs_to_a_live_cuda_worker(sessions) -> None:
-    cuda_job, cpu_job = queue(sessions)[0], queue(sessions, device="cpu")[0]
+def test_cpu_workers_leave_cuda_jobs_to_a_live_cuda_worker(sessions: Sessions) -> None:
+    cuda_job, cpu_job = queue_jobs(sessions)[0], queue_jobs(sessions, device="cpu")[0]
     with transaction(sessions) as s:
         s.get_one(Job, cuda_job).device_request = "cuda"
         jobs.register_worker(s, "gpu-worker", "h", 1, "cuda (H200)")
@@ -151,8 +146,8 @@ def test_cpu_workers_leave_cuda_jobs_to_a_live_cuda_worker(sessions) -> None:
     assert c is not None and c.job_id == cuda_job
 
 
-def test_workers_without_native_bf16_leave_bf16_jobs_to_a_live_worker_that_has_it(sessions) -> None:
-    bf16_job, auto_job = queue(sessions, precision="bf16")[0], queue(sessions)[0]
+def test_workers_without_native_bf16_leave_bf16_jobs_to_a_live_worker_that_has_it(sessions: Sessions) -> None:
+    bf16_job, auto_job = queue_jobs(sessions, precision="bf16")[0], queue_jobs(sessions)[0]
     with transaction(sessions) as s:
         jobs.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
     c = claim(sessions, "avx2-worker", bf16_native=False)
@@ -164,18 +159,20 @@ def test_workers_without_native_bf16_leave_bf16_jobs_to_a_live_worker_that_has_i
     assert c is not None and c.job_id == bf16_job
 
 
-def test_a_worker_with_native_bf16_takes_bf16_jobs_in_queue_order(sessions) -> None:
-    bf16_job, auto_job = queue(sessions, precision="bf16")[0], queue(sessions)[0]
+def test_a_worker_with_native_bf16_takes_bf16_jobs_in_queue_order(sessions: Sessions) -> None:
+    bf16_job, auto_job = queue_jobs(sessions, precision="bf16")[0], queue_jobs(sessions)[0]
     with transaction(sessions) as s:
         jobs.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
-    assert [claim(sessions, "avx512-worker").job_id for _ in range(2)] == [bf16_job, auto_job]  # type: ignore[union-attr]
+    first, second = claim(sessions, "avx512-worker"), claim(sessions, "avx512-worker")
+    assert first is not None and second is not None
+    assert [first.job_id, second.job_id] == [bf16_job, auto_job]
 
 
 @pytest.mark.slow
-def test_eight_processes_racing_claim_each_job_exactly_once(database_url: str, tmp_path: Path) -> None:
-    engine = make_engine(database_url)
-    sessions = make_sessionmaker(engine)
-    ids = queue(sessions, 300)
+def test_eight_processes_racing_claim_each_job_exactly_once(
+    database_url: str, sessions: Sessions, tmp_path: Path
+) -> None:
+    ids = queue_jobs(sessions, 300)
     outs = [tmp_path / f"racer-{i}.txt" for i in range(8)]
     racers = [
         subprocess.Popen(
@@ -193,4 +190,3 @@ def test_eight_processes_racing_claim_each_job_exactly_once(database_url: str, t
     with transaction(sessions) as s:
         statuses = set(s.scalars(select(Job.status)))
     assert statuses == {"succeeded"}
-    engine.dispose()

@@ -1,18 +1,10 @@
 """Alembic owns the schema: the migrations must build exactly what the models describe, and undo cleanly."""
 
 from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect
 
 from service.db import make_engine
-from tests.conftest import ROOT, migrate
-
-
-def alembic_config(url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    return config
+from tests.helpers import alembic_config, migrate
 
 
 def tables(url: str) -> set[str]:

@@ -2,18 +2,20 @@
 
 import urllib.error
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from sqlalchemy import Row
 
-from service import jobs
+from service import queries
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker, transaction
-from service.models import Artifact, EpochMetric, Job
-from service.spec import JobSpec
+from service.db import transaction
+from service.models import EpochMetric, Job
 from tests.cifar_files import write_cifar10
+from tests.helpers import Sessions, queue_jobs
 from worker import checkpoint
 from worker.hardware import bf16_is_native, cpu_has_fast_bf16, resolve_device
 from worker.loop import Worker
@@ -26,16 +28,11 @@ BF16_NATIVE = bf16_is_native(resolve_device("auto"))
 KERNELS = [f"kernels/{layer}/{stage}.png" for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
 
 
-def submit(settings: Settings, **spec: object) -> int:
-    with transaction(make_sessionmaker(make_engine(settings.database_url))) as s:
-        return jobs.create_job(s, JobSpec(**spec)).id  # type: ignore[arg-type]
-
-
-def load(settings: Settings, job_id: int) -> tuple[Job, list[EpochMetric], dict[str, Artifact]]:
-    with transaction(make_sessionmaker(make_engine(settings.database_url))) as s:
-        job = jobs.get_job(s, job_id)
+def load(sessions: Sessions, job_id: int) -> tuple[Job, list[EpochMetric], dict[str, Row[Any]]]:
+    with transaction(sessions) as s:
+        job = queries.get_job(s, job_id)
         metrics = list(job.metrics)
-        artifacts = {a.name: a for a in jobs.artifact_rows(s, job_id)}
+        artifacts = {a.name: a for a in queries.artifact_rows(s, job_id)}
         return job, metrics, artifacts
 
 
@@ -46,12 +43,12 @@ def png(path: Path) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings: Settings) -> None:
+def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings: Settings, sessions: Sessions) -> None:
     write_cifar10(settings.data_dir, train_per_batch=60, test_size=100)
-    job_id = submit(settings, epochs=2, image_size=64, batch_size=64, conv2_filter=7)
+    (job_id,) = queue_jobs(sessions, epochs=2, image_size=64, batch_size=64, conv2_filter=7)
     Worker(settings).run(burst=True)
 
-    job, metrics, artifacts = load(settings, job_id)
+    job, metrics, artifacts = load(sessions, job_id)
     assert (job.status, job.error) == ("succeeded", None)
     assert job.device == DEVICE
     assert job.parameter_count == 57_044_810
@@ -86,11 +83,11 @@ def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings
 
 
 @pytest.mark.slow
-def test_a_cuda_job_on_a_machine_without_cuda_fails_with_a_clear_error(settings: Settings) -> None:
+def test_a_cuda_job_on_a_machine_without_cuda_fails_with_a_clear_error(settings: Settings, sessions: Sessions) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    job_id = submit(
-        settings,
+    (job_id,) = queue_jobs(
+        sessions,
         dataset="synthetic",
         device="cuda",
         epochs=1,
@@ -99,7 +96,7 @@ def test_a_cuda_job_on_a_machine_without_cuda_fails_with_a_clear_error(settings:
         test_samples=32,
     )
     Worker(settings).run(burst=True)
-    job, metrics, _ = load(settings, job_id)
+    job, metrics, _ = load(sessions, job_id)
     assert job.status == "failed"
     assert job.error is not None and "cuda" in job.error.lower() and "no CUDA GPU" in job.error
     assert metrics == []
@@ -107,15 +104,15 @@ def test_a_cuda_job_on_a_machine_without_cuda_fails_with_a_clear_error(settings:
 
 @pytest.mark.slow
 def test_missing_cifar_without_network_fails_saying_where_to_put_the_archive(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def offline(*args: object, **kwargs: object) -> None:
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr("torchvision.datasets.utils.download_and_extract_archive", offline)
-    job_id = submit(settings, epochs=1, image_size=64, train_samples=32, test_samples=32)
+    (job_id,) = queue_jobs(sessions, epochs=1, image_size=64, train_samples=32, test_samples=32)
     Worker(settings).run(burst=True)
-    job, _, _ = load(settings, job_id)
+    job, _, _ = load(sessions, job_id)
     assert job.status == "failed"
     assert job.error is not None
     assert str((settings.data_dir / "cifar-10-python.tar.gz").resolve()) in job.error
@@ -127,9 +124,9 @@ def test_missing_cifar_without_network_fails_saying_where_to_put_the_archive(
     reason="bf16 is emulated on this CPU (no AVX-512 BF16 or AMX), ~30x slower: 80 steps would take ~20 min; "
     "test_engine.py's bf16 step covers the code path here",
 )
-def test_synthetic_data_is_learnable_in_bf16_within_two_epochs(settings: Settings) -> None:
-    job_id = submit(
-        settings,
+def test_synthetic_data_is_learnable_in_bf16_within_two_epochs(settings: Settings, sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(
+        sessions,
         dataset="synthetic",
         epochs=2,
         image_size=64,
@@ -139,14 +136,14 @@ def test_synthetic_data_is_learnable_in_bf16_within_two_epochs(settings: Setting
         precision="bf16",
     )
     Worker(settings).run(burst=True)
-    job, metrics, _ = load(settings, job_id)
+    job, metrics, _ = load(sessions, job_id)
     assert job.status == "succeeded", job.error
     assert metrics[-1].test_accuracy >= 0.5, [m.test_accuracy for m in metrics]
 
 
 @pytest.mark.slow
 def test_a_bf16_job_on_a_worker_without_native_bf16_fails_saying_why(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, sessions: Sessions, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if torch.cuda.is_available():
         pytest.skip("this machine trains on CUDA, where bf16 is native")
@@ -154,16 +151,20 @@ def test_a_bf16_job_on_a_worker_without_native_bf16_fails_saying_why(
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     cpu_has_fast_bf16.cache_clear()
     try:
-        job_id = submit(settings, dataset="synthetic", precision="bf16", epochs=1, image_size=64, train_samples=32)
-        auto_id = submit(settings, dataset="synthetic", epochs=1, image_size=64, train_samples=32, test_samples=32)
+        (job_id,) = queue_jobs(
+            sessions, dataset="synthetic", precision="bf16", epochs=1, image_size=64, train_samples=32
+        )
+        (auto_id,) = queue_jobs(
+            sessions, dataset="synthetic", epochs=1, image_size=64, train_samples=32, test_samples=32
+        )
         worker = Worker(settings)
         assert worker.bf16_native is False
         worker.run(burst=True)
     finally:
         cpu_has_fast_bf16.cache_clear()
-    job, metrics, _ = load(settings, job_id)
+    job, metrics, _ = load(sessions, job_id)
     assert job.status == "failed"
     assert job.error is not None and "no native bf16" in job.error and "'fp32'" in job.error
     assert metrics == []
-    auto, auto_metrics, _ = load(settings, auto_id)  # `auto` on the same worker trains, in fp32
+    auto, auto_metrics, _ = load(sessions, auto_id)  # `auto` on the same worker trains, in fp32
     assert auto.status == "succeeded" and len(auto_metrics) == 1

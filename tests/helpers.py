@@ -1,0 +1,125 @@
+"""What the test files share: settings, databases migrated by Alembic, jobs and files made directly, error checks."""
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs, queries
+from service.config import Settings
+from service.db import transaction
+from service.spec import JobSpec
+from service.storage import make_store
+from worker.publish import ArtifactWriter
+
+ROOT = Path(__file__).resolve().parent.parent
+Sessions = sessionmaker[Session]
+# A job that is quick to train anywhere: the spec the API documents as its example for POST /jobs.
+DEMO: dict[str, Any] = {
+    "dataset": "synthetic",
+    "epochs": 2,
+    "image_size": 64,
+    "train_samples": 512,
+    "test_samples": 256,
+}
+
+
+# ---------------------------------------------------------------- settings and databases
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    """Settings on `database_url`, with files under `tmp_path` and timings short enough for tests."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "artifact_dir": tmp_path / "artifacts",
+        "data_dir": tmp_path / "data",
+        "lease_seconds": 30.0,
+        "heartbeat_seconds": 0.5,
+        "poll_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def alembic_config(url: str) -> Config:
+    """The project's Alembic configuration, pointed at `url` and leaving pytest's logging alone."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the newest schema, as `alembic upgrade head` does."""
+    command.upgrade(alembic_config(url), "head")
+
+
+def sqlite_database(folder: Path) -> str:
+    """A new SQLite file in `folder`, migrated; its URL."""
+    url = f"sqlite:///{folder / 'jobs.db'}"
+    migrate(url)
+    return url
+
+
+@contextmanager
+def postgres_schema(server: str) -> Iterator[str]:
+    """A fresh schema on the Postgres `server`, migrated, dropped afterwards: no rows pile up across tests."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            url = f"{server}?options=-csearch_path%3D{schema}"
+            migrate(url)
+            yield url
+        finally:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        admin.dispose()
+
+
+# ---------------------------------------------------------------- jobs and their files, made directly
+
+
+def queue_jobs(sessions: Sessions, n: int = 1, /, **spec: Any) -> list[int]:
+    """Queue `n` jobs of `spec` (every other field its default) as POST /jobs does; their ids, oldest first."""
+    with transaction(sessions) as s:
+        return [jobs.create_job(s, JobSpec.model_validate(spec)).id for _ in range(n)]
+
+
+def publish_artifact(settings: Settings, sessions: Sessions, claim: jobs.Claim, name: str, data: bytes) -> Path:
+    """Publish `data` as the claimed job's artifact `name` the way a worker does; the file the API now serves."""
+    store = make_store(settings.artifact_dir)
+    ArtifactWriter(store, sessions, claim).publish(name, lambda path: path.write_bytes(data))
+    with transaction(sessions) as s:
+        path = store.local_path(queries.artifact_row(s, claim.job_id, name).key)
+    assert path is not None
+    return path
+
+
+# ---------------------------------------------------------------- the API's answers
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an error of this status and code, in the one error shape; its `error` object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def total_jobs(client: httpx.Client) -> int:
+    """How many jobs GET /jobs counts."""
+    return int(client.get("/jobs").json()["total"])
