@@ -121,7 +121,7 @@ def test_curves_with_a_thousand_epochs_drop_the_markers(tmp_path: Path, figures:
     assert len(np.asarray(loss_ax.get_lines()[0].get_xdata())) == 1000
 
 
-def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Path) -> None:
+def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Path, figures: list[Figure]) -> None:
     epochs = [
         *THREE_EPOCHS,
         {"epoch": 4, "train_loss": float("inf"), "test_loss": float("nan"), "test_accuracy": 0.1},
@@ -129,6 +129,17 @@ def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Pa
     path = tmp_path / "curves.png"
     plots.draw_curves(epochs, path)
     assert_readable_png(path)
+    loss_ax, acc_ax = figures[0].axes[:2]
+    train, test = (np.asarray(line.get_ydata(), dtype=np.float64) for line in loss_ax.get_lines())
+    # The diverged epoch is a gap (NaN, which matplotlib leaves undrawn); the epochs before it are drawn as they were.
+    assert np.isnan(train[3]) and np.isnan(test[3])
+    assert train[:3].tolist() == [1.95, 1.45, 1.18]
+    assert test[:3].tolist() == [1.62, 1.31, 1.15]
+    # So the loss axis spans the finite losses, not up to infinity.
+    assert np.isfinite(loss_ax.get_ylim()).all()
+    assert loss_ax.get_ylim()[1] < 10
+    accuracy = np.asarray(acc_ax.get_lines()[0].get_ydata(), dtype=np.float64)
+    assert accuracy.tolist() == pytest.approx([41.0, 53.0, 60.0, 10.0])
 
 
 # --- conv1 ----------------------------------------------------------------------------------------------
