@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -19,12 +19,14 @@ from tests.helpers import ROOT
 T = TypeVar("T")
 # Every process these helpers start, so that a failing test cannot leave one running (see conftest).
 STARTED: list[subprocess.Popen[bytes]] = []
+API_COMMAND = (sys.executable, "-m", "service")
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment that makes a child process use `settings`."""
+    """The environment that makes a child process use `settings`, and this environment's `python` and tools."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_TOKEN")}
     env.update(
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         DATABASE_URL=settings.database_url,
         ARTIFACT_DIR=str(settings.artifact_dir),
         DATA_DIR=str(settings.data_dir),
@@ -70,14 +72,17 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> int:
     return process.returncode
 
 
-def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    """`python -m worker` as its own process, logging to `log`."""
+def start(command: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Run `command` from the repository root as a process of the test's own, logging to `log`."""
     with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "worker", *args], cwd=ROOT, env=env_for(settings), stdout=out, stderr=out
-        )
+        process = subprocess.Popen(list(command), cwd=ROOT, env=env, stdout=out, stderr=out)
     STARTED.append(process)
     return process
+
+
+def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`python -m worker` as its own process, logging to `log`."""
+    return start([sys.executable, "-m", "worker", *args], env_for(settings), log)
 
 
 def stop_all_started() -> None:
@@ -91,18 +96,10 @@ def stop_all_started() -> None:
 
 
 @contextmanager
-def api_server(settings: Settings, log: Path) -> Iterator[str]:
-    """`python -m service` on a free loopback port; yields its base URL, stops it afterwards."""
+def api_server(settings: Settings, log: Path, command: Sequence[str] = API_COMMAND) -> Iterator[str]:
+    """The API (`python -m service`, or `command`) on a free loopback port; yields its base URL, stops it afterwards."""
     port = free_port()
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service"],
-            cwd=ROOT,
-            env=env_for(settings, HOST="127.0.0.1", PORT=str(port)),
-            stdout=out,
-            stderr=out,
-        )
-    STARTED.append(process)
+    process = start(command, env_for(settings, HOST="127.0.0.1", PORT=str(port)), log)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
