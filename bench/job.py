@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from alembic import command
-from alembic.config import Config
 
+from bench.processes import migrate
 from service import jobs, queries
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
@@ -29,8 +28,6 @@ from worker.data import FOLDER_NAME, TRAIN_BATCHES, Dataset
 from worker.loop import Worker
 from worker.runner import JobRun
 from worker.train import EpochEnd, StartInfo
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -111,10 +108,7 @@ def time_job(data: Dataset, spec: JobSpec, say: Callable[[str], None]) -> JobTim
         )
         say(f"writing {len(data.train_labels):,} + {len(data.test_labels):,} images as CIFAR-10 files")
         write_cifar_files(data, settings.data_dir)
-        config = Config(str(ROOT / "alembic.ini"))
-        config.attributes["database_url"] = settings.database_url
-        config.attributes["configure_logger"] = False
-        command.upgrade(config, "head")
+        migrate(settings.database_url)
         sessions = make_sessionmaker(make_engine(settings.database_url))
         with transaction(sessions) as session:
             job_id = jobs.create_job(session, spec).id

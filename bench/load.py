@@ -28,13 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from alembic import command
-from alembic.config import Config
 
+from bench.processes import api_server, migrate, start_worker, stop, wait_for
 from service.config import Settings
-from tests.processes import api_server, start_worker, stop, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 # The p99 the README promises for reads on SQLite while a job trains.
 TARGET_P99_MS = 100.0
 # A job that outlasts any run: small synthetic epochs (a few seconds each on a CPU), so that epoch rows,
@@ -94,13 +91,6 @@ def client(base: str, job_id: int, deadline: float, max_requests: int, samples: 
             except httpx.HTTPError as exc:
                 error = type(exc).__name__
             samples.add(endpoint, (time.perf_counter() - started) * 1000, error)
-
-
-def migrate(url: str) -> None:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
 
 
 @contextmanager

@@ -9,11 +9,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
+from bench.processes import stop_all_started
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from tests.helpers import Sessions, make_settings, postgres_schema, sqlite_database
-from tests.processes import stop_all_started
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

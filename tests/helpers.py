@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.processes import migrate
 from service import jobs, queries
 from service.config import Settings
 from service.db import transaction
@@ -19,7 +18,6 @@ from service.spec import JobSpec
 from service.storage import make_store
 from worker.publish import ArtifactWriter
 
-ROOT = Path(__file__).resolve().parent.parent
 Sessions = sessionmaker[Session]
 # A job that is quick to train anywhere: the spec the API documents as its example for POST /jobs.
 DEMO: dict[str, Any] = {
@@ -46,19 +44,6 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
-
-
-def alembic_config(url: str) -> Config:
-    """The project's Alembic configuration, pointed at `url` and leaving pytest's logging alone."""
-    config = Config(str(ROOT / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    return config
-
-
-def migrate(url: str) -> None:
-    """Bring the database at `url` to the newest schema, as `alembic upgrade head` does."""
-    command.upgrade(alembic_config(url), "head")
 
 
 def sqlite_database(folder: Path) -> str:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.processes import ROOT, STARTED, start_worker, stop, wait_for
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import FINISHED, Job
-from tests.helpers import ROOT, make_settings, queue_jobs
-from tests.processes import STARTED, start_worker, stop, wait_for
+from tests.helpers import make_settings, queue_jobs
 from worker import checkpoint
 from worker.loop import Worker
 

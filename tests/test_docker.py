@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
+from bench.processes import ROOT, api_server, env_for, start, stop, wait_for
 from service import queries
 from service.config import Settings
 from service.db import transaction
-from tests.helpers import ROOT, Sessions, make_settings
-from tests.processes import api_server, env_for, start, stop, wait_for
+from tests.helpers import Sessions, make_settings
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"

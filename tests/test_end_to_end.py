@@ -6,9 +6,9 @@ import httpx
 import pytest
 from PIL import Image
 
+from bench.processes import api_server, start_worker, stop, wait_for
 from service.config import Settings
 from tests.cifar_files import write_cifar10
-from tests.processes import api_server, start_worker, stop, wait_for
 from worker.hardware import resolve_device
 
 pytestmark = pytest.mark.slow

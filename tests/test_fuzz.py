@@ -15,6 +15,7 @@ import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from bench.processes import api_server
 from service import jobs
 from service.app import create_app
 from service.config import Settings
@@ -30,7 +31,6 @@ from tests.helpers import (
     sqlite_database,
     total_jobs,
 )
-from tests.processes import api_server
 
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

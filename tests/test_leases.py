@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bench.processes import ROOT, STARTED
 from service import jobs, queries
 from service.config import Settings
 from service.db import transaction
 from service.models import Job, Status, utcnow
-from tests.helpers import ROOT, Sessions, make_settings, queue_jobs
-from tests.processes import STARTED
+from tests.helpers import Sessions, make_settings, queue_jobs
 
 
 @pytest.fixture

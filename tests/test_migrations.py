@@ -3,8 +3,8 @@
 from alembic import command
 from sqlalchemy import inspect
 
+from bench.processes import alembic_config, migrate
 from service.db import make_engine
-from tests.helpers import alembic_config, migrate
 
 
 def tables(url: str) -> set[str]:

@@ -1,4 +1,5 @@
-"""Real processes for end-to-end tests: the API under uvicorn and workers, each started and stopped by pid."""
+"""Real processes and databases, for the benchmarks and the tests: the API under uvicorn and workers, each started and
+stopped by pid, and databases migrated by Alembic."""
 
 import os
 import signal
@@ -12,14 +13,29 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
+from alembic import command
+from alembic.config import Config
 
 from service.config import Settings
-from tests.helpers import ROOT
 
+ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # Every process these helpers start, so that a failing test cannot leave one running (see conftest).
 STARTED: list[subprocess.Popen[bytes]] = []
 API_COMMAND = (sys.executable, "-m", "service")
+
+
+def alembic_config(url: str) -> Config:
+    """The project's Alembic configuration, pointed at `url` and leaving the caller's logging alone."""
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to the newest schema, as `alembic upgrade head` does."""
+    command.upgrade(alembic_config(url), "head")
 
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
