@@ -1,4 +1,4 @@
-"""Tests for worker/plots.py: the PNGs decode and show something, the mosaics have the promised geometry."""
+"""Tests for worker/plots.py and worker/figures.py: each picture shows what its title promises, readably."""
 
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from worker import plots
+from worker import figures, plots
 
 THREE_EPOCHS = [
     {"epoch": 1, "train_loss": 1.95, "test_loss": 1.62, "test_accuracy": 0.41},
@@ -26,16 +26,16 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture
-def figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """Every figure the module saves, so a test can read its titles and axes as well as its pixels."""
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Every figure the modules save, so a test can read its titles and axes as well as its pixels."""
     saved: list[Figure] = []
-    original = plots._save
+    original = plots.save_png
 
     def keep(fig: Figure, path: Path) -> None:
         saved.append(fig)
         original(fig, path)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_png", keep)
     return saved
 
 
@@ -61,20 +61,24 @@ def conv1_weights(rng: np.random.Generator) -> np.ndarray:
 # --- curves ---------------------------------------------------------------------------------------------
 
 
-def test_curves_with_three_epochs_show_loss_and_accuracy_panels(tmp_path: Path, figures: list[Figure]) -> None:
+def test_curves_with_three_epochs_show_loss_and_accuracy_panels(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "curves.png"
-    plots.draw_curves(THREE_EPOCHS, path, title="job 7")
+    figures.draw_curves(THREE_EPOCHS, path, title="job 7")
     pixels = assert_readable_png(path)
     assert pixels.shape[:2] == (400, 1000)
-    fig = figures[0]
+    fig = drawn[0]
     assert fig.get_suptitle() == "job 7 — 3 epochs"
     loss_ax, acc_ax = fig.axes[:2]
     assert (loss_ax.get_title(), loss_ax.get_xlabel(), loss_ax.get_ylabel()) == (
         "Loss",
         "epoch",
-        "loss (NLL)",
+        "loss (NLL, nats)",
     )
-    assert [line.get_label() for line in loss_ax.get_lines()] == ["train loss", "test loss"]
+    assert [line.get_label() for line in loss_ax.get_lines()] == [
+        "train loss (epoch mean)",
+        "test loss",
+        "chance (ln 10)",
+    ]
     assert acc_ax.get_title() == "Test accuracy"
     assert acc_ax.get_ylim() == (0.0, 100.0)
     accuracy, chance = acc_ax.get_lines()
@@ -85,11 +89,11 @@ def test_curves_with_three_epochs_show_loss_and_accuracy_panels(tmp_path: Path, 
     assert all(float(tick).is_integer() for tick in loss_ax.get_xticks())
 
 
-def test_curves_with_one_epoch_show_the_single_point_on_an_integer_tick(tmp_path: Path, figures: list[Figure]) -> None:
+def test_curves_with_one_epoch_show_the_single_point_on_an_integer_tick(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "curves.png"
-    plots.draw_curves(THREE_EPOCHS[:1], path)
+    figures.draw_curves(THREE_EPOCHS[:1], path)
     assert_readable_png(path)
-    fig = figures[0]
+    fig = drawn[0]
     assert fig.get_suptitle() == "AlexNet on CIFAR-10 — 1 epoch"
     for ax in fig.axes[:2]:
         low, high = ax.get_xlim()
@@ -98,39 +102,41 @@ def test_curves_with_one_epoch_show_the_single_point_on_an_integer_tick(tmp_path
         assert ax.get_lines()[0].get_marker() == "o"
 
 
-def test_curves_with_no_epochs_draw_empty_axes_with_a_note(tmp_path: Path, figures: list[Figure]) -> None:
+def test_curves_with_no_epochs_draw_empty_axes_with_a_note(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "curves.png"
-    plots.draw_curves([], path)
+    figures.draw_curves([], path)
     assert_readable_png(path)
-    fig = figures[0]
+    fig = drawn[0]
     assert fig.get_suptitle() == "AlexNet on CIFAR-10 — 0 epochs"
     for ax in fig.axes[:2]:
         assert [text.get_text() for text in ax.texts] == ["no epoch finished yet"]
+        # An accuracy line with no point once made the layout squeeze both panels into slivers at the edges.
+        assert ax.get_position().width > 0.35
 
 
-def test_curves_with_a_thousand_epochs_drop_the_markers(tmp_path: Path, figures: list[Figure]) -> None:
+def test_curves_with_a_thousand_epochs_drop_the_markers(tmp_path: Path, drawn: list[Figure]) -> None:
     many = [
         {"epoch": i, "train_loss": 2.0 / i, "test_loss": 2.2 / i, "test_accuracy": 0.8 - 0.7 / i}
         for i in range(1, 1001)
     ]
     path = tmp_path / "curves.png"
-    plots.draw_curves(many, path)
+    figures.draw_curves(many, path)
     assert_readable_png(path)
-    loss_ax = figures[0].axes[0]
+    loss_ax = drawn[0].axes[0]
     assert {line.get_marker() for line in loss_ax.get_lines()} == {"None"}
     assert len(np.asarray(loss_ax.get_lines()[0].get_xdata())) == 1000
 
 
-def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Path, figures: list[Figure]) -> None:
+def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Path, drawn: list[Figure]) -> None:
     epochs = [
         *THREE_EPOCHS,
         {"epoch": 4, "train_loss": float("inf"), "test_loss": float("nan"), "test_accuracy": 0.1},
     ]
     path = tmp_path / "curves.png"
-    plots.draw_curves(epochs, path)
+    figures.draw_curves(epochs, path)
     assert_readable_png(path)
-    loss_ax, acc_ax = figures[0].axes[:2]
-    train, test = (np.asarray(line.get_ydata(), dtype=np.float64) for line in loss_ax.get_lines())
+    loss_ax, acc_ax = drawn[0].axes[:2]
+    train, test = (np.asarray(line.get_ydata(), dtype=np.float64) for line in loss_ax.get_lines()[:2])
     # The diverged epoch is a gap (NaN, which matplotlib leaves undrawn); the epochs before it are drawn as they were.
     assert np.isnan(train[3]) and np.isnan(test[3])
     assert train[:3].tolist() == [1.95, 1.45, 1.18]
@@ -140,6 +146,87 @@ def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Pa
     assert loss_ax.get_ylim()[1] < 10
     accuracy = np.asarray(acc_ax.get_lines()[0].get_ydata(), dtype=np.float64)
     assert accuracy.tolist() == pytest.approx([41.0, 53.0, 60.0, 10.0])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("synthetic", "adam", 1e-4, 512, 64, "bf16"), "synthetic · Adam lr 1e-4 · batch 512 · 64 px · bf16"),
+        (("cifar10", "sgd", 0.01, 128, 224, "fp32"), "CIFAR-10 · SGD lr 1e-2 · batch 128 · 224 px · fp32"),
+    ],
+)
+def test_run_title_names_dataset_optimizer_rate_batch_size_and_precision(
+    args: tuple[str, str, float, int, int, str], expected: str
+) -> None:
+    assert figures.run_title(*args) == expected
+
+
+@pytest.mark.parametrize(
+    ("rate", "text"), [(1e-4, "1e-4"), (3e-4, "3e-4"), (0.01, "1e-2"), (2.5e-3, "2.5e-3"), (0.1, "1e-1"), (1.0, "1")]
+)
+def test_learning_rates_are_written_in_compact_exponent_form(rate: float, text: str) -> None:
+    assert figures.compact_number(rate) == text
+
+
+def test_curves_title_says_which_epoch_of_how_many_until_the_last(tmp_path: Path, drawn: list[Figure]) -> None:
+    figures.draw_curves(THREE_EPOCHS, tmp_path / "running.png", title="job 7", epochs_total=10)
+    figures.draw_curves(THREE_EPOCHS, tmp_path / "done.png", title="job 7", epochs_total=3)
+    assert [fig.get_suptitle() for fig in drawn] == ["job 7 — epoch 3 of 10", "job 7 — 3 epochs"]
+
+
+def test_curves_loss_axis_starts_at_zero_so_a_flat_run_reads_flat(tmp_path: Path, drawn: list[Figure]) -> None:
+    flat = [
+        {"epoch": e, "train_loss": loss, "test_loss": loss - 0.0005, "test_accuracy": 0.1}
+        for e, loss in enumerate([2.3020, 2.3008, 2.2997, 2.2985], start=1)
+    ]
+    figures.draw_curves(flat, tmp_path / "curves.png")
+    loss_ax = drawn[0].axes[0]
+    low, high = loss_ax.get_ylim()
+    assert low == 0.0
+    # A 0.15 % change in the loss fills well under 1 % of the axis instead of all of it.
+    assert (2.3020 - 2.2985) / (high - low) < 0.01
+    chance = loss_ax.get_lines()[-1]
+    assert chance.get_label() == "chance (ln 10)"
+    assert chance.get_linestyle() == "--"
+    assert np.asarray(chance.get_ydata()).tolist() == pytest.approx([np.log(10)] * 2)
+    assert high > np.log(10)  # the reference line is inside the frame
+    assert "chance (ln 10)" in [t.get_text() for t in loss_ax.get_legend().get_texts()]
+
+
+def test_curves_draw_per_step_losses_as_a_thin_lighter_line_under_the_epoch_points(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
+    # Four steps per epoch: step g sits at g / 4 epochs; one step diverged.
+    losses = [2.31, 2.2, 2.1, 2.05, 1.9, float("inf"), 1.6, 1.5, 1.3, 1.2, 1.25, 1.1]
+    steps = [((g + 1) / 4, loss) for g, loss in enumerate(losses)]
+    figures.draw_curves(THREE_EPOCHS, tmp_path / "curves.png", steps=steps)
+    loss_ax, acc_ax = drawn[0].axes[:2]
+    by_label = {line.get_label(): line for line in loss_ax.get_lines()}
+    per_step, per_epoch = by_label["train loss per step"], by_label["train loss (epoch mean)"]
+    assert np.asarray(per_step.get_xdata()).tolist() == [s[0] for s in steps]
+    y = np.asarray(per_step.get_ydata(), dtype=np.float64)
+    assert np.isnan(y[5]), "a diverged step is a gap"
+    assert np.delete(y, 5).tolist() == [loss for i, loss in enumerate(losses) if i != 5]
+    assert per_step.get_linewidth() < per_epoch.get_linewidth()
+    assert (per_step.get_alpha() or 1.0) < 1.0
+    assert per_step.get_zorder() < per_epoch.get_zorder()
+    assert per_step.get_color() == per_epoch.get_color()
+    # The first step, a quarter into epoch 1, is inside the frame, and both panels share one epoch axis.
+    assert loss_ax.get_xlim()[0] <= 0.25
+    assert acc_ax.get_xlim() == loss_ax.get_xlim()
+    assert loss_ax.get_ylim()[1] >= 2.31
+
+
+def test_curves_show_steps_before_the_first_epoch_ends(tmp_path: Path, drawn: list[Figure]) -> None:
+    path = tmp_path / "curves.png"
+    figures.draw_curves([], path, title="job 7", steps=[(0.25, 2.31), (0.5, 2.2)], epochs_total=5)
+    assert_readable_png(path)
+    fig = drawn[0]
+    assert fig.get_suptitle() == "job 7 — epoch 0 of 5"
+    loss_ax = fig.axes[0]
+    per_step = next(line for line in loss_ax.get_lines() if line.get_label() == "train loss per step")
+    assert np.asarray(per_step.get_ydata()).tolist() == [2.31, 2.2]
+    assert len(loss_ax.get_yticks()) > 0, "the steps need a loss scale"
 
 
 # --- conv1 ----------------------------------------------------------------------------------------------
@@ -206,7 +293,7 @@ def test_conv1_zero_diff_draws_every_tile_neutral_grey(tmp_path: Path) -> None:
 
 
 def test_conv1_initial_and_trained_pictures_differ(
-    tmp_path: Path, rng: np.random.Generator, figures: list[Figure]
+    tmp_path: Path, rng: np.random.Generator, drawn: list[Figure]
 ) -> None:
     initial = conv1_weights(rng)
     trained = initial + rng.normal(0.0, 0.02, initial.shape).astype(np.float32)
@@ -216,18 +303,18 @@ def test_conv1_initial_and_trained_pictures_differ(
     before, after, change = (assert_readable_png(tmp_path / f"{n}.png") for n in ("initial", "trained", "diff"))
     assert np.abs(before - after).mean() > 1.0
     assert np.abs(after - change).mean() > 1.0
-    assert [fig.get_suptitle() for fig in figures] == [
+    assert [fig.get_suptitle() for fig in drawn] == [
         "conv1 — 64 kernels 11×11 RGB — initial (before training)",
         "conv1 — 64 kernels 11×11 RGB — trained (epoch 2)",
         "conv1 — 64 kernels 11×11 RGB — change (trained − initial), epoch 2",
     ]
-    assert figures[0].axes[0].get_title() == "each kernel scaled to its own range"
-    assert "max |Δ|" in figures[2].axes[0].get_title()
+    assert drawn[0].axes[0].get_title() == "each kernel scaled to its own range"
+    assert "max |Δ|" in drawn[2].axes[0].get_title()
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv2"])
 def test_kernel_pixels_are_drawn_as_squares_of_at_least_seven_screen_pixels(
-    tmp_path: Path, rng: np.random.Generator, figures: list[Figure], layer: str
+    tmp_path: Path, rng: np.random.Generator, drawn: list[Figure], layer: str
 ) -> None:
     if layer == "conv1":
         plots.draw_conv1(conv1_weights(rng), "trained", 1, tmp_path / "grid.png")
@@ -236,7 +323,7 @@ def test_kernel_pixels_are_drawn_as_squares_of_at_least_seven_screen_pixels(
         plots.draw_conv2(rng.normal(size=plots.CONV2_SHAPE), "trained", 1, 0, tmp_path / "grid.png")
         side = CONV2_SIDE
     assert_readable_png(tmp_path / "grid.png")
-    ax = figures[0].axes[0]
+    ax = drawn[0].axes[0]
     box = ax.get_window_extent()  # in screen pixels, as laid out when the PNG was drawn
     assert box.width / side >= 7
     assert box.height / side >= 7
@@ -262,7 +349,7 @@ def test_conv2_mosaic_keeps_raw_weights_with_nan_separators(rng: np.random.Gener
 
 
 def test_conv2_initial_and_trained_share_one_colour_scale_and_differ(
-    tmp_path: Path, rng: np.random.Generator, figures: list[Figure]
+    tmp_path: Path, rng: np.random.Generator, drawn: list[Figure]
 ) -> None:
     initial = rng.normal(0.0, 0.02, plots.CONV2_SHAPE).astype(np.float32)
     trained = initial + rng.normal(0.0, 0.01, initial.shape).astype(np.float32)
@@ -273,7 +360,7 @@ def test_conv2_initial_and_trained_share_one_colour_scale_and_differ(
         assert_readable_png(tmp_path / "trained.png"),
     )
     assert np.abs(before - after).mean() > 1.0
-    fig = figures[1]
+    fig = drawn[1]
     assert fig.get_suptitle() == "conv2 filter 4 — 64 input slices 5×5 — trained (epoch 5)"
     image = fig.axes[0].get_images()[0]
     assert image.get_clim() == pytest.approx((trained.min(), trained.max()))
@@ -282,12 +369,12 @@ def test_conv2_initial_and_trained_share_one_colour_scale_and_differ(
 
 
 def test_conv2_diff_uses_a_symmetric_diverging_scale(
-    tmp_path: Path, rng: np.random.Generator, figures: list[Figure]
+    tmp_path: Path, rng: np.random.Generator, drawn: list[Figure]
 ) -> None:
     change = rng.normal(0.0, 0.01, plots.CONV2_SHAPE).astype(np.float32)
     plots.draw_conv2(change, "diff", 2, 0, tmp_path / "diff.png")
     assert_readable_png(tmp_path / "diff.png")
-    fig = figures[0]
+    fig = drawn[0]
     assert fig.get_suptitle() == "conv2 filter 0 — 64 input slices 5×5 — change (trained − initial), epoch 2"
     image = fig.axes[0].get_images()[0]
     peak = float(np.abs(change).max())
@@ -332,8 +419,8 @@ def test_unknown_stage_and_nan_weights_raise_value_error(tmp_path: Path) -> None
 
 def test_writes_create_folders_and_leave_no_temp_files(tmp_path: Path, rng: np.random.Generator) -> None:
     folder = tmp_path / "jobs" / "7"
-    plots.draw_curves(THREE_EPOCHS, folder / "curves.png")
-    plots.draw_curves(THREE_EPOCHS[:2], folder / "curves.png")  # overwrite in place
+    figures.draw_curves(THREE_EPOCHS, folder / "curves.png")
+    figures.draw_curves(THREE_EPOCHS[:2], folder / "curves.png")  # overwrite in place
     plots.draw_conv1(conv1_weights(rng), "initial", 0, folder / "conv1_initial.png")
     assert sorted(p.name for p in folder.iterdir()) == ["conv1_initial.png", "curves.png"]
 
@@ -342,7 +429,7 @@ def test_a_failed_write_keeps_the_old_picture_and_removes_the_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "curves.png"
-    plots.draw_curves(THREE_EPOCHS, path)
+    figures.draw_curves(THREE_EPOCHS, path)
     before = path.read_bytes()
 
     def half_written(self: Figure, fname: Path, **kwargs: object) -> None:
@@ -351,6 +438,6 @@ def test_a_failed_write_keeps_the_old_picture_and_removes_the_temp_file(
 
     monkeypatch.setattr(Figure, "savefig", half_written)
     with pytest.raises(OSError, match="disk full"):
-        plots.draw_curves(THREE_EPOCHS[:1], path)
+        figures.draw_curves(THREE_EPOCHS[:1], path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]

@@ -1,18 +1,16 @@
-"""Pictures of a job: learning curves and first-layer kernels, drawn from plain numbers into PNG files.
+"""Pictures of what the first layers learned: conv1's kernels and one conv2 filter, as grids in PNG files.
 
 Only matplotlib's object API (`Figure`) is used, never `pyplot`: the worker is a long-lived process and pyplot
-keeps every figure in a global registry until someone remembers to close it.
+keeps every figure in a global registry until someone remembers to close it. `save_png` is the one atomic write
+for these grids and for the charts in `worker.figures`.
 """
 
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 STAGES = ("initial", "trained", "diff")
 CONV1_SHAPE = (64, 3, 11, 11)
@@ -25,52 +23,11 @@ GAP = 1
 RGB_SEPARATOR = 1.0
 # Light grey parts the conv2 tiles: it occurs in neither viridis nor RdBu_r (whose zero is near-white).
 CMAP_SEPARATOR = "0.7"
-# Beyond this many epochs the markers merge into a smear, so only the lines are drawn.
-MAX_MARKED_EPOCHS = 60
-# CIFAR-10 has 10 balanced classes, so guessing scores 10 %.
-CHANCE_PERCENT = 10.0
-# With the sizes below: 1000×400 px curves and ~800 px grids, 8 (conv1) to 14 (conv2) px per kernel pixel.
+# With the sizes below: ~800 px grids, 8 (conv1) to 14 (conv2) px per kernel pixel.
 DPI = 100
-CURVES_SIZE_IN = (10.0, 4.0)
 CONV1_SIZE_IN = (8.0, 8.5)
 # Wider than tall: the colourbar takes ~1.3 in beside a square grid, and extra height would be blank.
 CONV2_SIZE_IN = (8.6, 7.8)
-
-
-def draw_curves(epochs: Sequence[Mapping[str, float]], path: Path, title: str = "AlexNet on CIFAR-10") -> None:
-    """Draw loss (train and test) and test accuracy per epoch side by side into the PNG at `path`."""
-    fig = Figure(figsize=CURVES_SIZE_IN, dpi=DPI, layout="constrained")
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    x = np.array([e["epoch"] for e in epochs], dtype=np.float64)
-    train_loss, test_loss, accuracy = (
-        _finite_or_nan(epochs, key) for key in ("train_loss", "test_loss", "test_accuracy")
-    )
-    style: dict[str, Any] = {"marker": "o", "markersize": 4} if len(x) <= MAX_MARKED_EPOCHS else {}
-
-    loss_ax.plot(x, train_loss, label="train loss", **style)
-    loss_ax.plot(x, test_loss, label="test loss", **style)
-    loss_ax.set(title="Loss", xlabel="epoch", ylabel="loss (NLL)")
-    last = f" (last {100 * accuracy[-1]:.1f} %)" if len(x) and np.isfinite(accuracy[-1]) else ""
-    # clip_on=False: points at exactly 0 or 100 % would otherwise be cut in half by the frame
-    acc_ax.plot(x, 100 * accuracy, color="C2", label=f"test accuracy{last}", clip_on=False, **style)
-    acc_ax.axhline(CHANCE_PERCENT, linestyle="--", color="0.45", label=f"chance ({CHANCE_PERCENT:.0f} %)")
-    acc_ax.set(title="Test accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
-
-    for ax in (loss_ax, acc_ax):
-        # min_n_ticks=1: with one epoch shown, the default would fall back to ticks at 0.8, 0.9, ...
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-        ax.grid(alpha=0.3)
-        ax.legend()
-        if len(x):
-            # Half an epoch of margin keeps a lone first point off the frame.
-            ax.set_xlim(x.min() - 0.5, x.max() + 0.5)
-        else:
-            ax.set_xlim(0.5, 1.5)
-            ax.text(0.5, 0.5, "no epoch finished yet", transform=ax.transAxes, ha="center", color="0.4")
-    if not len(x):
-        loss_ax.set_yticks([])  # an empty loss axis has no scale worth reading
-    fig.suptitle(f"{title} — {len(x)} epoch{'' if len(x) == 1 else 's'}", fontsize=13)
-    _save(fig, path)
 
 
 def draw_conv1(weights: np.ndarray, stage: str, epoch: int, path: Path, layer_label: str = "conv1") -> None:
@@ -86,7 +43,7 @@ def draw_conv1(weights: np.ndarray, stage: str, epoch: int, path: Path, layer_la
     title = f"{layer_label} — 64 kernels 11×11 RGB — {_stage_text(stage, epoch)}"
     fig = _grid_figure(title, caption, CONV1_SIZE_IN)
     fig.axes[0].imshow(image, interpolation="nearest")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def draw_conv2(weights: np.ndarray, stage: str, epoch: int, filter_index: int, path: Path) -> None:
@@ -110,7 +67,7 @@ def draw_conv2(weights: np.ndarray, stage: str, epoch: int, filter_index: int, p
     colours = matplotlib.colormaps[cmap].with_extremes(bad=CMAP_SEPARATOR)
     shown = ax.imshow(image, interpolation="nearest", cmap=colours, vmin=vmin, vmax=vmax)
     fig.colorbar(shown, ax=ax, shrink=0.8, label=label)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def conv1_mosaic(weights: np.ndarray, diff: bool) -> np.ndarray:
@@ -168,12 +125,6 @@ def _stage_text(stage: str, epoch: int) -> str:
     return f"{stage} (before training)" if epoch == 0 else f"{stage} (epoch {epoch})"
 
 
-def _finite_or_nan(epochs: Sequence[Mapping[str, float]], key: str) -> np.ndarray:
-    values = np.array([e[key] for e in epochs], dtype=np.float64)
-    # A diverged run reports inf; a gap in the line says so better than an axis stretched to infinity.
-    return np.where(np.isfinite(values), values, np.nan)
-
-
 def _grid_figure(title: str, caption: str, size_in: tuple[float, float]) -> Figure:
     fig = Figure(figsize=size_in, dpi=DPI, layout="constrained")
     ax = fig.add_subplot()
@@ -183,7 +134,7 @@ def _grid_figure(title: str, caption: str, size_in: tuple[float, float]) -> Figu
     return fig
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_png(fig: Figure, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -20,7 +20,7 @@ from service.config import Settings
 from service.db import transaction
 from service.models import Status
 from service.storage import ArtifactStore
-from worker import checkpoint, plots
+from worker import checkpoint, figures, plots
 from worker.checkpoint import Checkpoints
 from worker.data import DataError, Dataset, load_dataset
 from worker.hardware import TrainingError, check_precision, resolve_device
@@ -216,7 +216,7 @@ class JobRun:
         """An epoch's checkpoint and pictures (on the publisher's thread)."""
         if snapshot is not None:
             self.checkpoints.commit(self.checkpoints.save(snapshot, mid_epoch=False))
-        self.files.publish(artifacts.CURVES, lambda p: plots.draw_curves(rows, p))
+        self.files.publish(artifacts.CURVES, lambda p: figures.draw_curves(rows, p))
         self._publish_kernels("trained", trained, epoch)
         self._publish_kernels("diff", diff, epoch)
         self.files.publish(artifacts.METRICS_CSV, lambda p: p.write_text(artifacts.metrics_csv(rows)))

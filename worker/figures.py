@@ -1,0 +1,117 @@
+"""Charts of a run's numbers: learning curves.
+
+Pure functions from plain numbers to a PNG file, drawn with matplotlib's object API like the kernel grids in
+`worker.plots` (which also owns the atomic write).
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from worker import plots
+
+# Beyond this many epochs the markers merge into a smear, so only the lines are drawn.
+MAX_MARKED_EPOCHS = 60
+# CIFAR-10 has 10 balanced classes, so guessing scores 10 % and a uniform guess has loss ln 10.
+CHANCE_PERCENT = 10.0
+CHANCE_LOSS = math.log(10)
+# 1000×400 px.
+CURVES_SIZE_IN = (10.0, 4.0)
+
+DATASET_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
+OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
+
+
+def run_title(
+    dataset: str, optimizer: str, learning_rate: float, batch_size: int, image_size: int, precision: str
+) -> str:
+    """A run in one line, e.g. "synthetic · Adam lr 1e-4 · batch 512 · 64 px · bf16"."""
+    return " · ".join(
+        (
+            DATASET_NAMES.get(dataset, dataset),
+            f"{OPTIMIZER_NAMES.get(optimizer, optimizer)} lr {compact_number(learning_rate)}",
+            f"batch {batch_size}",
+            f"{image_size} px",
+            precision,
+        )
+    )
+
+
+def compact_number(value: float) -> str:
+    """A learning rate the way people write it: 1e-4, 3e-4, 2.5e-3, 1e-2 (and 1 for 1.0)."""
+    mantissa, exponent = f"{value:.3e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return mantissa if int(exponent) == 0 else f"{mantissa}e{int(exponent)}"
+
+
+def draw_curves(
+    epochs: Sequence[Mapping[str, Any]],
+    path: Path,
+    title: str = "AlexNet on CIFAR-10",
+    steps: Sequence[tuple[float, float]] | None = None,
+    epochs_total: int | None = None,
+) -> None:
+    """Draw loss (per epoch, and per step if given) and test accuracy side by side into the PNG at `path`.
+
+    `steps` holds (position in epochs, loss) pairs: a step's position is global_step / steps_per_epoch.
+    """
+    fig = Figure(figsize=CURVES_SIZE_IN, dpi=plots.DPI, layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    x = np.array([e["epoch"] for e in epochs], dtype=np.float64)
+    train_loss, test_loss, accuracy = (
+        _finite_or_nan([e[key] for e in epochs]) for key in ("train_loss", "test_loss", "test_accuracy")
+    )
+    step_x = np.array([s[0] for s in steps or ()], dtype=np.float64)
+    step_loss = _finite_or_nan([s[1] for s in steps or ()])
+    style: dict[str, Any] = {"marker": "o", "markersize": 4} if len(x) <= MAX_MARKED_EPOCHS else {}
+
+    loss_ax.plot(x, train_loss, color="C0", label="train loss (epoch mean)", **style)
+    loss_ax.plot(x, test_loss, color="C1", label="test loss", **style)
+    if steps is not None:
+        # Under the epoch points and lighter: hundreds of noisy steps must not drown the two curves.
+        loss_ax.plot(step_x, step_loss, color="C0", alpha=0.35, linewidth=0.8, zorder=1, label="train loss per step")
+    loss_ax.axhline(CHANCE_LOSS, linestyle="--", color="0.45", label="chance (ln 10)")
+    # From 0, so that a flat run reads flat: a 2.2985–2.3020 axis makes a 0.1 % change look like a plunge.
+    highest = np.nanmax([CHANCE_LOSS, *train_loss, *test_loss, *step_loss])
+    loss_ax.set(title="Loss", xlabel="epoch", ylabel="loss (NLL, nats)", ylim=(0, 1.08 * highest))
+    last = f" (last {100 * accuracy[-1]:.1f} %)" if len(x) and np.isfinite(accuracy[-1]) else ""
+    # Unclipped, points at exactly 0 or 100 % are not cut in half by the frame; but a line with no point to draw
+    # reports a box at the figure's corner, and the layout would squeeze both panels to make room for it.
+    unclipped = bool(np.isfinite(accuracy).any())
+    acc_ax.plot(x, 100 * accuracy, color="C2", label=f"test accuracy{last}", clip_on=not unclipped, **style)
+    acc_ax.axhline(CHANCE_PERCENT, linestyle="--", color="0.45", label=f"chance ({CHANCE_PERCENT:.0f} %)")
+    acc_ax.set(title="Test accuracy", xlabel="epoch", ylabel="accuracy (%)", ylim=(0, 100))
+
+    # Half an epoch of margin keeps a lone first point off the frame; steps start right after 0.
+    low = min(x.min() - 0.5 if len(x) else 0.5, 0.0 if len(step_x) else math.inf)
+    high = max(x.max() + 0.5 if len(x) else 1.5, step_x.max() if len(step_x) else -math.inf)
+    for ax in (loss_ax, acc_ax):
+        # min_n_ticks=1: with one epoch shown, the default would fall back to ticks at 0.8, 0.9, ...
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(low, high)
+        ax.grid(alpha=0.3)
+        if not len(x):
+            ax.text(0.5, 0.5, "no epoch finished yet", transform=ax.transAxes, ha="center", color="0.4")
+    # Wherever the lines leave room: where that is depends on how fast the loss falls (0.4 s for 100k steps).
+    for ax in (loss_ax, acc_ax):
+        ax.legend(loc="best", fontsize=9)
+    if not len(x) and not len(step_x):
+        loss_ax.set_yticks([])  # an empty loss axis has no scale worth reading
+    done = int(x.max()) if len(x) else 0
+    if epochs_total is not None and done < epochs_total:
+        progress = f"epoch {done} of {epochs_total}"
+    else:
+        progress = f"{len(x)} epoch{'' if len(x) == 1 else 's'}"
+    fig.suptitle(f"{title} — {progress}", fontsize=13)
+    plots.save_png(fig, path)
+
+
+def _finite_or_nan(values: Sequence[float]) -> np.ndarray:
+    array = np.array(values, dtype=np.float64)
+    # A diverged run reports inf; a gap in the line says so better than an axis stretched to infinity.
+    return np.where(np.isfinite(array), array, np.nan)
