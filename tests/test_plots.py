@@ -5,6 +5,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -302,7 +303,8 @@ def test_conv1_initial_and_trained_pictures_differ(
     plots.draw_conv1(trained - initial, "diff", 2, tmp_path / "diff.png")
     before, after, change = (assert_readable_png(tmp_path / f"{n}.png") for n in ("initial", "trained", "diff"))
     assert np.abs(before - after).mean() > 1.0
-    assert np.abs(after - change).mean() > 1.0
+    # The change picture is taller by its scale bar; the grids above it are what must differ.
+    assert np.abs(after - change[: after.shape[0]]).mean() > 1.0
     assert [fig.get_suptitle() for fig in drawn] == [
         "conv1 — 64 kernels 11×11 RGB — initial (before training)",
         "conv1 — 64 kernels 11×11 RGB — trained (epoch 2)",
@@ -312,12 +314,34 @@ def test_conv1_initial_and_trained_pictures_differ(
     assert "max |Δ|" in drawn[2].axes[0].get_title()
 
 
-@pytest.mark.parametrize("layer", ["conv1", "conv2"])
+def test_conv1_diff_has_a_grey_scale_bar_that_maps_change_as_the_mosaic_does(
+    tmp_path: Path, drawn: list[Figure]
+) -> None:
+    diff = np.zeros(plots.CONV1_SHAPE, dtype=np.float32)
+    diff[0, 0, 0, 0] = 0.2
+    diff[1, 2, 0, 0] = -0.1
+    plots.draw_conv1(diff, "diff", 3, tmp_path / "diff.png")
+    fig = drawn[0]
+    grid_ax, bar_ax = fig.axes
+    assert "R, G and B each show their own Δ" in grid_ax.get_title()
+    assert bar_ax.get_xlabel() == "Δ weight, per colour channel"
+    assert [t.get_text() for t in bar_ax.get_xticklabels()] == ["−0.2", "0 (grey: no change)", "+0.2"]
+    ramp = next(c for c in bar_ax.collections if isinstance(c, QuadMesh))
+    mosaic = plots.conv1_mosaic(diff, diff=True)
+    row, col = plots.tile_origin(1, 11)
+    # The bar's colour for a change is the grey level the mosaic gives any one channel with that change.
+    for change, shade in [(0.2, mosaic[1, 1, 0]), (-0.1, mosaic[row, col, 2]), (0.0, mosaic[row + 5, col + 5, 1])]:
+        assert ramp.to_rgba(change)[:3] == pytest.approx((shade,) * 3, abs=0.01)
+    assert ramp.norm.vmin == pytest.approx(-0.2)
+    assert ramp.norm.vmax == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("layer", ["conv1", "conv1 diff", "conv2"])
 def test_kernel_pixels_are_drawn_as_squares_of_at_least_seven_screen_pixels(
     tmp_path: Path, rng: np.random.Generator, drawn: list[Figure], layer: str
 ) -> None:
-    if layer == "conv1":
-        plots.draw_conv1(conv1_weights(rng), "trained", 1, tmp_path / "grid.png")
+    if layer.startswith("conv1"):
+        plots.draw_conv1(conv1_weights(rng), "diff" if "diff" in layer else "trained", 1, tmp_path / "grid.png")
         side = CONV1_SIDE
     else:
         plots.draw_conv2(rng.normal(size=plots.CONV2_SHAPE), "trained", 1, 0, tmp_path / "grid.png")

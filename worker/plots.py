@@ -10,6 +10,8 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 STAGES = ("initial", "trained", "diff")
@@ -26,6 +28,8 @@ CMAP_SEPARATOR = "0.7"
 # With the sizes below: ~800 px grids, 8 (conv1) to 14 (conv2) px per kernel pixel.
 DPI = 100
 CONV1_SIZE_IN = (8.0, 8.5)
+# Taller by the colour bar under the grid, so the grid keeps the size it has in the other two stages.
+CONV1_DIFF_SIZE_IN = (8.0, 9.3)
 # Wider than tall: the colourbar takes ~1.3 in beside a square grid, and extra height would be blank.
 CONV2_SIZE_IN = (8.6, 7.8)
 
@@ -35,14 +39,23 @@ def draw_conv1(weights: np.ndarray, stage: str, epoch: int, path: Path, layer_la
     _check_stage(stage)
     diff = stage == "diff"
     image = conv1_mosaic(weights, diff=diff)
-    if diff:
-        peak = float(np.abs(np.asarray(weights, dtype=np.float64)).max())
-        caption = f"one scale for all kernels: grey = no change, brighter = weight grew; max |Δ| = {peak:.3g}"
-    else:
-        caption = "each kernel scaled to its own range"
     title = f"{layer_label} — 64 kernels 11×11 RGB — {_stage_text(stage, epoch)}"
-    fig = _grid_figure(title, caption, CONV1_SIZE_IN)
-    fig.axes[0].imshow(image, interpolation="nearest")
+    if not diff:
+        fig = _grid_figure(title, "each kernel scaled to its own range", CONV1_SIZE_IN)
+        fig.axes[0].imshow(image, interpolation="nearest")
+        save_png(fig, path)
+        return
+    peak = float(np.abs(np.asarray(weights, dtype=np.float64)).max())
+    caption = f"one scale (below) for all kernels; R, G and B each show their own Δ on it; max |Δ| = {peak:.3g}"
+    fig = _grid_figure(title, caption, CONV1_DIFF_SIZE_IN, with_bar=True)
+    ax, bar_ax = fig.axes
+    ax.imshow(image, interpolation="nearest")
+    # The mosaic maps each channel's Δ to 0.5 + Δ / (2·max|Δ|); a linear grey ramp over ±max|Δ| is that same map.
+    # A zero change still needs a non-empty scale; the mosaic draws it all mid-grey, and the labels say ±0.
+    bound = peak if peak > 0 else 1.0
+    scale = ScalarMappable(Normalize(-bound, bound), cmap="gray")
+    bar = fig.colorbar(scale, cax=bar_ax, orientation="horizontal", label="Δ weight, per colour channel")
+    bar.set_ticks([-bound, 0.0, bound], labels=[f"−{peak:.3g}", "0 (grey: no change)", f"+{peak:.3g}"])
     save_png(fig, path)
 
 
@@ -125,9 +138,16 @@ def _stage_text(stage: str, epoch: int) -> str:
     return f"{stage} (before training)" if epoch == 0 else f"{stage} (epoch {epoch})"
 
 
-def _grid_figure(title: str, caption: str, size_in: tuple[float, float]) -> Figure:
+def _grid_figure(title: str, caption: str, size_in: tuple[float, float], with_bar: bool = False) -> Figure:
+    """A figure whose first axes holds the grid; with `with_bar`, its second is a slot for a scale under it."""
     fig = Figure(figsize=size_in, dpi=DPI, layout="constrained")
-    ax = fig.add_subplot()
+    if with_bar:
+        # The bar spans the middle 60 % of the grid's width: long enough to read, short enough to look like a key.
+        rows = fig.add_gridspec(2, 3, height_ratios=(30, 1), width_ratios=(1, 3, 1))
+        ax = fig.add_subplot(rows[0, :])
+        fig.add_subplot(rows[1, 1])
+    else:
+        ax = fig.add_subplot()
     ax.set_axis_off()
     ax.set_title(caption, fontsize=10, color="0.3")
     fig.suptitle(title, fontsize=13)
