@@ -509,6 +509,85 @@ def test_confusion_with_a_matrix_that_does_not_fit_the_classes_raises_value_erro
     assert not tmp_path.joinpath("x.png").exists()
 
 
+# --- weight change --------------------------------------------------------------------------------------
+
+LAYERS = list(figures.LAYER_NAMES)
+
+
+def weight_change_epochs(count: int) -> list[dict[str, Any]]:
+    """Layer i moves 10^-(1 + i/3) of its size per epoch; from initialisation that grows with √epoch."""
+    return [
+        {
+            "epoch": epoch,
+            "weight_change": {
+                layer: {"from_initial": 10 ** -(1 + i / 3) * epoch**0.5, "from_previous": 10 ** -(1 + i / 3) / epoch}
+                for i, layer in enumerate(LAYERS)
+            },
+        }
+        for epoch in range(1, count + 1)
+    ]
+
+
+def test_weight_change_draws_one_line_per_layer_in_two_log_panels(tmp_path: Path, drawn: list[Figure]) -> None:
+    epochs = weight_change_epochs(5)
+    path = tmp_path / "weight_change.png"
+    figures.draw_weight_change(epochs, path, title="job 7")
+    assert_readable_png(path)
+    fig = drawn[0]
+    assert fig.get_suptitle() == "job 7 — relative weight change per layer"
+    initial_ax, previous_ax = fig.axes
+    assert "W_0" in initial_ax.get_title()
+    assert "previous epoch" in previous_ax.get_title()
+    expected_labels = [
+        "conv1 (features.0)",
+        "conv2 (features.3)",
+        "conv3 (features.6)",
+        "conv4 (features.8)",
+        "conv5 (features.10)",
+        "fc1 (classifier.1)",
+        "fc2 (classifier.4)",
+        "fc3 (classifier.6)",
+    ]
+    for ax, key in [(initial_ax, "from_initial"), (previous_ax, "from_previous")]:
+        assert ax.get_yscale() == "log"
+        assert ax.get_xlabel() == "epoch"
+        assert "relative change" in ax.get_ylabel()
+        lines = ax.get_lines()
+        assert [line.get_label() for line in lines] == expected_labels
+        for line, layer in zip(lines, LAYERS, strict=True):
+            assert np.asarray(line.get_xdata()).tolist() == [1, 2, 3, 4, 5]
+            expected = [e["weight_change"][layer][key] for e in epochs]
+            assert np.asarray(line.get_ydata()).tolist() == pytest.approx(expected)
+        low, high = ax.get_xlim()
+        assert [tick for tick in ax.get_xticks() if low <= tick <= high] == [1, 2, 3, 4, 5]
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == expected_labels
+    # Fully connected layers are dashed so that eight lines can be told apart by more than colour.
+    assert {line.get_linestyle() for line in initial_ax.get_lines()[:5]} == {"-"}
+    assert {line.get_linestyle() for line in initial_ax.get_lines()[5:]} == {"--"}
+
+
+def test_weight_change_leaves_a_gap_for_a_layer_that_did_not_move(tmp_path: Path, drawn: list[Figure]) -> None:
+    epochs = weight_change_epochs(3)
+    epochs[1]["weight_change"]["classifier.6"]["from_previous"] = 0.0
+    epochs[2]["weight_change"]["classifier.6"]["from_previous"] = float("inf")
+    figures.draw_weight_change(epochs, tmp_path / "weight_change.png")
+    fig = drawn[0]
+    assert fig.get_suptitle() == "Relative weight change per layer"
+    fc3 = fig.axes[1].get_lines()[-1]
+    y = np.asarray(fc3.get_ydata(), dtype=np.float64)
+    assert np.isfinite(y[0]) and np.isnan(y[1]) and np.isnan(y[2])
+    assert np.isfinite(fig.axes[1].get_ylim()).all()
+
+
+def test_weight_change_with_no_epochs_draws_empty_panels_with_a_note(tmp_path: Path, drawn: list[Figure]) -> None:
+    path = tmp_path / "weight_change.png"
+    figures.draw_weight_change([], path)
+    assert_readable_png(path)
+    for ax in drawn[0].axes:
+        assert [text.get_text() for text in ax.texts] == ["no epoch finished yet"]
+
+
 # --- validation and atomic writes -----------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Charts of a run's numbers: learning curves and the confusion matrix.
+"""Charts of a run's numbers: learning curves, the confusion matrix and how far each layer's weights moved.
 
 Pure functions from plain numbers to a PNG file, drawn with matplotlib's object API like the kernel grids in
 `worker.plots` (which also owns the atomic write).
@@ -20,9 +20,11 @@ MAX_MARKED_EPOCHS = 60
 # CIFAR-10 has 10 balanced classes, so guessing scores 10 % and a uniform guess has loss ln 10.
 CHANCE_PERCENT = 10.0
 CHANCE_LOSS = math.log(10)
-# 1000×400 px curves; the confusion matrix is sized so that ten class names and four-digit counts never crowd.
+# 1000×400 px curves; the confusion matrix is sized so that ten class names and four-digit counts never crowd;
+# the weight-change chart leaves room for a two-row legend under its panels.
 CURVES_SIZE_IN = (10.0, 4.0)
 CONFUSION_SIZE_IN = (8.0, 7.4)
+WEIGHT_CHANGE_SIZE_IN = (12.0, 5.2)
 # Above this many classes a count no longer fits in its cell; the colours still tell the story.
 MAX_LABELLED_CLASSES = 30
 # Cells darker than this (relative luminance, 0 black to 1 white) get white counts, lighter ones black:
@@ -31,6 +33,17 @@ DARK_CELL = 0.5
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
+# torchvision's AlexNet names its layers by position; people know them as conv1…conv5 and fc1…fc3.
+LAYER_NAMES = {
+    "features.0": "conv1",
+    "features.3": "conv2",
+    "features.6": "conv3",
+    "features.8": "conv4",
+    "features.10": "conv5",
+    "classifier.1": "fc1",
+    "classifier.4": "fc2",
+    "classifier.6": "fc3",
+}
 
 
 def run_title(
@@ -152,6 +165,46 @@ def draw_confusion(
             ax.text(col, row, f"{count}", ha="center", va="center", color=colour, fontsize=size)
     if title:
         fig.suptitle(title, fontsize=13)
+    plots.save_png(fig, path)
+
+
+def draw_weight_change(epochs: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
+    """Draw each layer's relative weight change, from initialisation and from the previous epoch, into `path`.
+
+    `epochs` holds {"epoch": k, "weight_change": {layer: {"from_initial": r, "from_previous": r}}} per epoch.
+    """
+    fig = Figure(figsize=WEIGHT_CHANGE_SIZE_IN, dpi=plots.DPI, layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    x = np.array([e["epoch"] for e in epochs], dtype=np.float64)
+    layers = list(epochs[0]["weight_change"]) if epochs else []
+    panels = (
+        ("from_initial", "from initialisation: $\\|W_t - W_0\\| \\,/\\, \\|W_0\\|$"),
+        ("from_previous", "from the previous epoch: $\\|W_t - W_{t-1}\\| \\,/\\, \\|W_{t-1}\\|$"),
+    )
+    style: dict[str, Any] = {"marker": "o", "markersize": 3} if len(x) <= MAX_MARKED_EPOCHS else {}
+    for ax, (key, panel_title) in zip(axes, panels, strict=True):
+        for index, layer in enumerate(layers):
+            values = _finite_or_nan([e["weight_change"].get(layer, {}).get(key, math.nan) for e in epochs])
+            # A log axis cannot show 0 (a frozen layer); a gap says "no change" better than a line to -inf.
+            values[values <= 0] = np.nan
+            name = LAYER_NAMES.get(layer)
+            # Convolutions solid, fully connected dashed: eight colours alone are hard to tell apart.
+            dashes = "--" if layer.startswith("classifier") else "-"
+            label = f"{name} ({layer})" if name else layer
+            ax.plot(x, values, linestyle=dashes, color=f"C{index % 10}", label=label, **style)
+        ax.set(title=panel_title, xlabel="epoch", ylabel="relative change (log scale)")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+        ax.set_xlim(*(x.min() - 0.5, x.max() + 0.5) if len(x) else (0.5, 1.5))
+        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.1, which="minor")
+        if not len(x):
+            ax.text(0.5, 0.5, "no epoch finished yet", transform=ax.transAxes, ha="center", color="0.4")
+    if layers:
+        # Below both panels, in rows of four: beside them it would squeeze the panels and crowd the title.
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=9)
+    what = "relative weight change per layer"
+    fig.suptitle(f"{title} — {what}" if title else what.capitalize(), fontsize=13)
     plots.save_png(fig, path)
 
 
