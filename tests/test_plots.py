@@ -586,6 +586,8 @@ def test_weight_change_with_no_epochs_draws_empty_panels_with_a_note(tmp_path: P
     assert_readable_png(path)
     for ax in drawn[0].axes:
         assert [text.get_text() for text in ax.texts] == ["no epoch finished yet"]
+        assert len(ax.get_yticks()) == 0
+        assert len(ax.get_yticks(minor=True)) == 0
 
 
 # --- validation and atomic writes -----------------------------------------------------------------------

@@ -200,6 +200,9 @@ def draw_weight_change(epochs: Sequence[Mapping[str, Any]], path: Path, title: s
         ax.grid(alpha=0.1, which="minor")
         if not len(x):
             ax.text(0.5, 0.5, "no epoch finished yet", transform=ax.transAxes, ha="center", color="0.4")
+            # An empty log axis still shows 1 to 10, a scale of nothing.
+            ax.set_yticks([])
+            ax.set_yticks([], minor=True)
     if layers:
         # Below both panels, in rows of four: beside them it would squeeze the panels and crowd the title.
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=9)
