@@ -17,6 +17,7 @@ from service.config import Settings, get_settings
 from service.db import is_sqlite, make_engine, make_sessionmaker
 from service.deps import Database, require_token
 from service.errors import ServiceError, error_body
+from service.renderer import Renderer
 from service.routes import PROTECTED, PUBLIC
 from service.routes.presenter import ERRORS
 from service.storage import make_store
@@ -101,8 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.renderer.close()
         engine.dispose()
 
     app = FastAPI(
@@ -118,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     read_inline = is_sqlite(settings.database_url)
     app.state.read_database = Database(make_sessionmaker(engine, read_only=True), inline=read_inline)
     app.state.store = make_store(settings.artifact_dir)
+    app.state.renderer = Renderer(settings.cache_dir)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:

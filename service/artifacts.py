@@ -6,7 +6,7 @@ where its bytes lie is the store's business (`service.storage`).
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal, get_args
@@ -17,9 +17,14 @@ LAYERS: tuple[Layer, ...] = get_args(Layer)
 STAGES: tuple[Stage, ...] = get_args(Stage)
 
 CURVES = "curves.png"
+CONFUSION = "confusion.png"
+WEIGHT_CHANGE = "weight-change.png"
+MISTAKES = "mistakes.png"
 METRICS_CSV = "metrics.csv"
 WEIGHTS = "weights.pt"
 KERNELS_PREFIX = "kernels/"
+# The drawn kernels' numbers after each epoch (epoch 0: the initialisation), from which any epoch is drawn.
+KERNEL_HISTORY_PREFIX = "history/kernels/"
 
 PNG = "image/png"
 CONTENT_TYPES = {
@@ -65,6 +70,19 @@ def kernel_images() -> list[str]:
     return [kernel_image(layer, stage) for layer in LAYERS for stage in STAGES]
 
 
+def kernel_history(epoch: int) -> str:
+    """The name of the kernels' numbers after `epoch`, e.g. `history/kernels/e0003.npz`."""
+    return f"{KERNEL_HISTORY_PREFIX}e{epoch:04d}.npz"
+
+
+def parse_kernel_history(name: str) -> int | None:
+    """The epoch a kernel-history name holds, or None for any other name."""
+    stem = name.removeprefix(KERNEL_HISTORY_PREFIX)
+    if stem == name or not (stem.startswith("e") and stem.endswith(".npz") and stem[1:-4].isdigit()):
+        return None
+    return int(stem[1:-4])
+
+
 def content_type(name: str) -> str:
     """What a file is served as, by its suffix."""
     return CONTENT_TYPES.get(PurePosixPath(name).suffix, "application/octet-stream")
@@ -75,14 +93,44 @@ def checkpoint_name(token: str, epoch: int, step: int) -> str:
     return f"{token[:8]}-e{epoch:04d}-s{step:06d}.pt"
 
 
-# metrics.csv's columns, in order: the API's `?format=csv` and the worker's file alike.
+# metrics.csv's first columns, in order: the API's `?format=csv` and the worker's file alike. Per-class accuracy
+# (`accuracy <class>`) and each layer's weight change (`<layer> from_initial`, `… from_previous`) follow.
 METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
+WEIGHT_CHANGE_KINDS = ("from_initial", "from_previous")
 
 
-def metrics_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Per-epoch metric rows as metrics.csv: a header, then one line per epoch."""
+def per_class_accuracy(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> dict[str, float] | None:
+    """Each class's share of its test images predicted right, from a confusion matrix (rows: true class)."""
+    if not confusion or len(confusion) != len(classes):
+        return None
+    return {
+        name: (row[i] / total if (total := sum(row)) else 0.0)
+        for i, (name, row) in enumerate(zip(classes, confusion, strict=True))
+    }
+
+
+def metrics_csv(records: Iterable[Mapping[str, Any]]) -> str:
+    """Per-epoch records as metrics.csv: a header, then one line per epoch.
+
+    A record holds the scalars of METRIC_FIELDS and, where measured, `confusion`, `classes` and `weight_change`
+    (as the worker produces them and the database keeps them in `details`).
+    """
+    records = list(records)
+    classes = next((list(r["classes"]) for r in records if r.get("classes")), [])
+    layers = next((list(r["weight_change"]) for r in records if r.get("weight_change")), [])
+    columns = [
+        *METRIC_FIELDS,
+        *(f"accuracy {name}" for name in classes),
+        *(f"{layer} {kind}" for layer in layers for kind in WEIGHT_CHANGE_KINDS),
+    ]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=METRIC_FIELDS, lineterminator="\n", extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(rows)
+    for record in records:
+        row = {k: record[k] for k in METRIC_FIELDS}
+        accuracy = per_class_accuracy(record.get("confusion") or [], record.get("classes") or []) or {}
+        row |= {f"accuracy {name}": value for name, value in accuracy.items()}
+        for layer, change in (record.get("weight_change") or {}).items():
+            row |= {f"{layer} {kind}": change[kind] for kind in WEIGHT_CHANGE_KINDS}
+        writer.writerow(row)
     return out.getvalue()

@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/alexnet-jobs.db"
     artifact_dir: Path = Path("var/artifacts")
     data_dir: Path = Path("var/data")
+    # Pictures of a job's history, drawn on request (any epoch's kernels, the evolution GIFs) and kept a while.
+    cache_dir: Path = Path("var/cache")
     host: str = "127.0.0.1"
     port: int = 8000
     # One line per request on stdout; it costs a busy API about a tenth of its time per read (see the README).

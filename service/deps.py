@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from service.config import Settings
 from service.db import transaction
 from service.errors import Unauthorized
+from service.renderer import Renderer
 from service.storage import ArtifactStore
 
 T = TypeVar("T")
@@ -57,6 +58,11 @@ async def get_store(request: Request) -> ArtifactStore:
     return store
 
 
+async def get_renderer(request: Request) -> Renderer:
+    renderer: Renderer = request.app.state.renderer
+    return renderer
+
+
 async def get_database(request: Request) -> Database:
     """For routes that write: their work takes SQLite's write lock (or Postgres row locks) as it needs."""
     database: Database = request.app.state.database
@@ -71,6 +77,7 @@ async def get_read_database(request: Request) -> Database:
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+RendererDep = Annotated[Renderer, Depends(get_renderer)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ReadDatabaseDep = Annotated[Database, Depends(get_read_database)]
 

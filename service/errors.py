@@ -35,6 +35,13 @@ class Unauthorized(ServiceError):
     code = "unauthorized"
 
 
+class ServiceUnavailable(ServiceError):
+    """Something the request needs is away for a moment; trying again later can succeed."""
+
+    status_code = 503
+    code = "unavailable"
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"

@@ -50,13 +50,49 @@ class JobList(BaseModel):
     offset: int
 
 
+class WeightChange(BaseModel):
+    from_initial: float = Field(description="‖W_t − W_0‖ / ‖W_0‖: how far the layer has moved from its initialisation.")
+    from_previous: float = Field(description="‖W_t − W_{t−1}‖ / ‖W_{t−1}‖: how far it moved in this epoch.")
+
+
 class EpochMetricOut(BaseModel):
     epoch: int
-    train_loss: float
+    train_loss: float = Field(description="Mean training loss over the epoch (NLL).")
     test_loss: float
-    test_accuracy: float
-    seconds: float
-    images_per_second: float
+    test_accuracy: float = Field(description="0–1.")
+    seconds: float = Field(description="Training and evaluation.")
+    images_per_second: float = Field(description="Training images per second.")
+    per_class_accuracy: dict[str, float] | None = Field(
+        None, description="Each class's test accuracy (0–1), by class name.", examples=[{"airplane": 0.61, "cat": 0.32}]
+    )
+    weight_change: dict[str, WeightChange] | None = Field(
+        None,
+        description="For each weight layer (torchvision's names: features.0 is conv1, classifier.6 the last).",
+        examples=[{"features.0": {"from_initial": 0.021, "from_previous": 0.004}}],
+    )
+
+
+class StepPoint(BaseModel):
+    step: int = Field(description="Training step, counted from 1 over the whole job (the last step of a bucket).")
+    epoch: int
+    train_loss: float = Field(description="That step's loss, or the mean over the bucket's steps.")
+
+
+class StepsOut(BaseModel):
+    """The training loss per step; averaged into buckets when there are more steps than `max_points`."""
+
+    job_id: int
+    steps_total: int | None
+    points: list[StepPoint]
+
+
+class ConfusionOut(BaseModel):
+    """Test-set predictions after one epoch: matrix[true][predicted] counts, in the order of `classes`."""
+
+    job_id: int
+    epoch: int
+    classes: list[str]
+    matrix: list[list[int]]
 
 
 class MetricsOut(BaseModel):
@@ -89,10 +125,11 @@ class KernelImageOut(BaseModel):
 
 
 class KernelList(BaseModel):
-    """The kernel images drawn so far."""
+    """The kernel images drawn so far, and the epochs any of them can be drawn at (`?epoch=`)."""
 
     job_id: int
     kernels: list[KernelImageOut]
+    epochs: list[int] = Field(description="0 is the initialisation; then each finished epoch.", examples=[[0, 1, 2]])
 
 
 class WorkerOut(BaseModel):

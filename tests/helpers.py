@@ -19,14 +19,6 @@ from service.storage import make_store
 from worker.publish import ArtifactWriter
 
 Sessions = sessionmaker[Session]
-# A job that is quick to train anywhere: the spec the API documents as its example for POST /jobs.
-DEMO: dict[str, Any] = {
-    "dataset": "synthetic",
-    "epochs": 2,
-    "image_size": 64,
-    "train_samples": 512,
-    "test_samples": 256,
-}
 
 
 # ---------------------------------------------------------------- settings and databases

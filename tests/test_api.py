@@ -11,7 +11,8 @@ from service.app import create_app
 from service.config import Settings
 from service.db import transaction
 from service.models import Status
-from tests.helpers import DEMO, Sessions, assert_error, make_settings, publish_artifact, total_jobs
+from service.spec import DEMO
+from tests.helpers import Sessions, assert_error, make_settings, publish_artifact, total_jobs
 
 
 @pytest.fixture
@@ -182,7 +183,7 @@ def test_artifacts_not_drawn_yet_are_404_saying_so(client: TestClient) -> None:
     error = assert_error(client.get(f"/jobs/{job_id}/curves.png"), 404, "not_found")
     assert "curves.png" in error["message"]
     assert_error(client.get(f"/jobs/{job_id}/kernels/conv1/trained.png"), 404, "not_found")
-    assert client.get(f"/jobs/{job_id}/kernels").json() == {"job_id": job_id, "kernels": []}
+    assert client.get(f"/jobs/{job_id}/kernels").json() == {"job_id": job_id, "kernels": [], "epochs": []}
     assert client.get(f"/jobs/{job_id}/artifacts").json() == {"job_id": job_id, "artifacts": []}
 
 
@@ -247,7 +248,7 @@ def test_idempotency_key_returns_the_same_job_and_refuses_another_body(client: T
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
     assert total_jobs(client) == 1
-    assert_error(client.post("/jobs", json={**DEMO, "epochs": 3}, headers=key), 409, "conflict")
+    assert_error(client.post("/jobs", json={**DEMO, "epochs": DEMO["epochs"] + 1}, headers=key), 409, "conflict")
     assert total_jobs(client) == 1
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench.processes import ROOT, STARTED, start_worker, stop, wait_for
+from service import artifacts, queries
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import FINISHED, Job
@@ -64,12 +65,33 @@ class Db:
         with transaction(self.sessions) as s:
             return [(m.epoch, m.train_loss) for m in s.get_one(Job, job_id).metrics]
 
+    def kernel_history(self, job_id: int) -> list[int]:
+        """The epochs whose kernel numbers the job published, in order, each as often as it is listed."""
+        with transaction(self.sessions) as s:
+            rows = queries.artifact_rows(s, job_id, prefix=artifacts.KERNEL_HISTORY_PREFIX)
+            return [e for r in rows if (e := artifacts.parse_kernel_history(r.name)) is not None]
+
+    def details(self, job_id: int) -> list[dict]:
+        """Each epoch's further measurements, in epoch order."""
+        with transaction(self.sessions) as s:
+            return [m.details for m in s.get_one(Job, job_id).metrics]
+
     def when(self, job_id: int, what: str, test, timeout: float = 120) -> Job:
         def check() -> Job | None:
             job = self.job(job_id)
             return job if test(job) else None
 
         return wait_for(check, timeout, what)
+
+
+def assert_same_history(resumed: list[dict], uninterrupted: list[dict]) -> None:
+    """One record per epoch, each with all 10 step losses, and the same measurements as a run that was not stopped."""
+    assert [len(d["step_losses"]) for d in resumed] == [10] * len(uninterrupted)
+    for got, want in zip(resumed, uninterrupted, strict=True):
+        assert got["step_losses"] == pytest.approx(want["step_losses"], rel=1e-4)
+        assert got["confusion"] == want["confusion"]
+        for layer, change in want["weight_change"].items():
+            assert got["weight_change"][layer] == pytest.approx(change, rel=1e-3)
 
 
 def mid_epoch(epoch: int):
@@ -101,6 +123,8 @@ def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_
     Worker(settings).run(burst=True)
     uninterrupted = db.epochs(reference)
     assert [round(loss, 4) for _, loss in resumed] == [round(loss, 4) for _, loss in uninterrupted]
+    assert_same_history(db.details(job_id), db.details(reference))
+    assert db.kernel_history(job_id) == [0, 1, 2, 3]  # the kernels' numbers of every epoch, exactly once
 
 
 def test_sigstop_past_the_lease_then_sigcont_changes_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -170,6 +194,10 @@ def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settin
     assert (job.status, job.attempts) == ("succeeded", 1)
     assert [e for e, _ in db.epochs(job_id)] == [1, 2]
     assert "resuming after epoch 1, step" in (tmp_path / "second.log").read_text()
+    # Resumed mid-epoch: epoch 2's step losses and weight change span both attempts, without gaps or repeats.
+    reference = db.submit(epochs=2)
+    Worker(settings).run(burst=True)
+    assert_same_history(db.details(job_id), db.details(reference))
 
 
 def test_second_sigterm_exits_at_once_and_the_lease_brings_the_job_back(settings: Settings, tmp_path: Path) -> None:

@@ -21,8 +21,8 @@ from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Status
+from service.spec import DEMO
 from tests.helpers import (
-    DEMO,
     assert_error,
     make_settings,
     postgres_schema,

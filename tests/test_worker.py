@@ -19,6 +19,7 @@ from tests.helpers import Sessions, queue_jobs
 from worker import checkpoint
 from worker.hardware import bf16_is_native, cpu_has_fast_bf16, resolve_device
 from worker.loop import Worker
+from worker.measures import WEIGHT_LAYERS
 from worker.model import build_model
 
 # What the worker trains on here: `device: auto` takes the GPU where there is one.
@@ -60,6 +61,21 @@ def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings
         assert 0 < m.train_loss < 10 and 0 < m.test_loss < 10
         assert 0 <= m.test_accuracy <= 1
         assert m.seconds > 0 and m.images_per_second > 0
+        # Every step's loss, whose mean weighted by batch size is the epoch's training loss (5 steps: 4 × 64 + 44).
+        steps = m.details["step_losses"]
+        assert len(steps) == 5
+        assert np.dot(steps, [64, 64, 64, 64, 44]) / 300 == pytest.approx(m.train_loss, rel=1e-4)
+        # The confusion matrix counts each of the 100 test images once; its diagonal is the accuracy.
+        matrix = np.array(m.details["confusion"])
+        assert matrix.shape == (10, 10) and matrix.sum() == 100
+        assert np.trace(matrix) / 100 == pytest.approx(m.test_accuracy)
+        assert m.details["classes"][:2] == ["airplane", "automobile"]  # CIFAR-10's own names, from batches.meta
+        assert set(m.details["weight_change"]) == set(WEIGHT_LAYERS)
+        assert all(c["from_initial"] > 0 and c["from_previous"] > 0 for c in m.details["weight_change"].values())
+    first, second = (m.details["weight_change"] for m in metrics)
+    for layer in WEIGHT_LAYERS:  # epoch 1 moves from the initial weights; after two epochs they are further away
+        assert first[layer]["from_previous"] == pytest.approx(first[layer]["from_initial"])
+        assert second[layer]["from_initial"] > first[layer]["from_initial"]
 
     assert set(artifacts) == {"curves.png", "metrics.csv", "weights.pt", *KERNELS}
     folder = settings.artifact_dir / str(job_id)
@@ -74,7 +90,9 @@ def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings
         assert not np.array_equal(initial, trained), f"{layer}: training changed nothing"
 
     csv_lines = (folder / "metrics.csv").read_text().splitlines()
-    assert csv_lines[0] == "epoch,train_loss,test_loss,test_accuracy,seconds,images_per_second"
+    header = csv_lines[0].split(",")
+    assert header[:6] == ["epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second"]
+    assert "accuracy airplane" in header and "features.0 from_initial" in header
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["1", "2"]
 
     model = build_model(torch.device("cpu"), seed=123)

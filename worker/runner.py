@@ -9,22 +9,22 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import artifacts, jobs
-from service.artifacts import Stage
 from service.config import Settings
 from service.db import transaction
 from service.models import Status
 from service.storage import ArtifactStore
-from worker import checkpoint, figures, plots
+from worker import checkpoint
 from worker.checkpoint import Checkpoints
 from worker.data import DataError, Dataset, load_dataset
 from worker.hardware import TrainingError, check_precision, resolve_device
-from worker.model import Kernels
+from worker.pictures import JobPictures
 from worker.publish import ArtifactWriter, Publisher
 from worker.train import EpochEnd, StartInfo, Stopped, StopReason, fit
 
@@ -64,6 +64,7 @@ class JobRun:
         self.stop_reason: StopReason | None = None
         self.deadline: float | None = None
         self.resume_step = 0
+        self.pictures: JobPictures  # once the data is loaded: the mistakes grid shows test images
         self._state_dict: Callable[[], dict[str, torch.Tensor]] = dict
 
     # ------------------------------------------------------------ the whole run
@@ -75,6 +76,7 @@ class JobRun:
         try:
             check_precision(spec.precision, resolve_device(spec.device))
             data = self.load_data()
+            self.pictures = JobPictures(self.files, spec, data)
             resume = self._resume()
             if spec.max_runtime_seconds:
                 self.deadline = time.monotonic() + spec.max_runtime_seconds
@@ -174,8 +176,7 @@ class JobRun:
             info.steps_total,
             info.start_epoch,
         )
-        initial = info.initial
-        self.publisher.submit(lambda: self._publish_kernels("initial", initial, 0))
+        self.publisher.submit(partial(self.pictures.start, info.precision, info.initial))
 
     def on_step(self, steps_done: int) -> None:
         self.progress.steps_done = steps_done
@@ -206,27 +207,14 @@ class JobRun:
         final = r.epoch == self.claim.spec.epochs
         snapshot = None if final else to_cpu_copy(end.checkpoint())
         rows = [asdict(h) for h in end.history]
-        trained = end.trained
-        diff = Kernels(conv1=trained.conv1 - end.initial.conv1, conv2=trained.conv2 - end.initial.conv2)
-        self.publisher.submit(lambda: self._epoch_files(r.epoch, snapshot, rows, trained, diff))
+        initial, trained = end.initial, end.trained
 
-    def _epoch_files(
-        self, epoch: int, snapshot: dict[str, Any] | None, rows: list[dict[str, Any]], trained: Kernels, diff: Kernels
-    ) -> None:
-        """An epoch's checkpoint and pictures (on the publisher's thread)."""
-        if snapshot is not None:
-            self.checkpoints.commit(self.checkpoints.save(snapshot, mid_epoch=False))
-        self.files.publish(artifacts.CURVES, lambda p: figures.draw_curves(rows, p))
-        self._publish_kernels("trained", trained, epoch)
-        self._publish_kernels("diff", diff, epoch)
-        self.files.publish(artifacts.METRICS_CSV, lambda p: p.write_text(artifacts.metrics_csv(rows)))
+        def files() -> None:  # on the publisher's thread, while the next epoch trains
+            if snapshot is not None:
+                self.checkpoints.commit(self.checkpoints.save(snapshot, mid_epoch=False))
+            self.pictures.epoch(rows, initial, trained)
 
-    def _publish_kernels(self, stage: Stage, k: Kernels, epoch: int) -> None:
-        f = self.claim.spec.conv2_filter
-        self.files.publish(artifacts.kernel_image("conv1", stage), lambda p: plots.draw_conv1(k.conv1, stage, epoch, p))
-        self.files.publish(
-            artifacts.kernel_image("conv2", stage), lambda p: plots.draw_conv2(k.conv2, stage, epoch, f, p)
-        )
+        self.publisher.submit(files)
 
 
 def to_cpu_copy(state: Any) -> Any:

@@ -18,10 +18,22 @@ from torch import nn
 from service.spec import JobSpec
 from worker.data import Dataset
 from worker.hardware import resolve_device, resolve_precision
-from worker.model import Kernels, build_model, kernels, lecture_loss, make_optimizer, steps_per_epoch, upscale
+from worker.measures import WEIGHT_LAYERS, confusion_counts, layer_weights, relative_change, snapshot
+from worker.model import (
+    NUM_CLASSES,
+    Kernels,
+    build_model,
+    kernels,
+    lecture_loss,
+    make_optimizer,
+    steps_per_epoch,
+    upscale,
+)
 
 # Test-set batches are inference only (no activations kept for backward), so they can be much larger.
 EVAL_BATCH = 1024
+# Misclassified test images kept per epoch: an 8×8 grid of them is what a picture can show.
+MAX_MISTAKES = 64
 
 
 class StopReason(StrEnum):
@@ -55,6 +67,16 @@ class EpochResult:
     test_accuracy: float
     seconds: float
     images_per_second: float
+    # Every training step's loss, in order (the epoch's share of the per-step curve).
+    step_losses: list[float] = field(default_factory=list)
+    # Test-set confusion matrix: confusion[true][predicted] counts, in the order of `classes`.
+    confusion: list[list[int]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    # For each of WEIGHT_LAYERS: ‖W_t − W_0‖/‖W_0‖ ("from_initial") and ‖W_t − W_{t−1}‖/‖W_{t−1}‖ ("from_previous").
+    weight_change: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The first MAX_MISTAKES misclassified test images: their index in the test set and the class predicted;
+    # `count` is how many there were in all.
+    mistakes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,23 +114,36 @@ class Hooks(Protocol):
 # ---------------------------------------------------------------- the loop
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    accuracy: float
+    confusion: list[list[int]]
+    mistakes: dict[str, Any]
+
+
 @torch.inference_mode()
-def evaluate(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, size: int, bf16: bool
-) -> tuple[float, float]:
-    """Mean test loss and accuracy (0–1) over the whole test set."""
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, size: int, bf16: bool) -> Evaluation:
+    """Mean test loss, accuracy (0–1) and the confusion matrix over the whole test set, with one sync."""
     model.eval()
     loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
-    correct = torch.zeros((), device=images.device, dtype=torch.int64)
+    confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=images.device, dtype=torch.int64)
+    predicted = torch.empty(len(images), device=images.device, dtype=torch.int64)
     for start in range(0, len(images), EVAL_BATCH):
         x = upscale(images[start : start + EVAL_BATCH], size).contiguous(memory_format=torch.channels_last)
         y = labels[start : start + EVAL_BATCH]
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss_sum += lecture_loss(logits, y, reduction="sum").double()
-        correct += (logits.argmax(dim=1) == y).sum()
+        predicted[start : start + EVAL_BATCH] = logits.argmax(dim=1)
+        confusion += confusion_counts(y, predicted[start : start + EVAL_BATCH], NUM_CLASSES)
     n = max(1, len(images))
-    return loss_sum.item() / n, correct.item() / n
+    counts = confusion.view(NUM_CLASSES, NUM_CLASSES)
+    wrong = (predicted != labels).nonzero().flatten()  # the one sync: everything below is already computed
+    loss, hits, matrix = loss_sum.item(), int(counts.diagonal().sum().item()), counts.tolist()
+    shown = wrong[:MAX_MISTAKES]
+    mistakes = {"count": len(wrong), "indices": shown.tolist(), "predicted": predicted[shown].tolist()}
+    return Evaluation(loss=loss / n, accuracy=hits / n, confusion=matrix, mistakes=mistakes)
 
 
 def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None = None) -> list[EpochResult]:
@@ -128,20 +163,30 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
     test_y = torch.from_numpy(data.test_labels).to(device)
 
     history: list[EpochResult] = []
-    resume_step, resume_loss = 0, 0.0
+    weights = layer_weights(model)
+    resume_step, resume_loss, resume_step_losses = 0, 0.0, torch.zeros(0)
     if resume is None:
         initial = kernels(model, cfg.conv2_filter)
+        initial_weights = snapshot(weights)
     else:
+        # The initial weights are the seed's: rebuilt, not stored, so a checkpoint does not grow by a model.
+        initial_weights = snapshot(layer_weights(build_model(device, cfg.seed)))
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         initial = Kernels(**{k: v.numpy() for k, v in resume["initial"].items()})
         history = [EpochResult(**r) for r in resume["history"]]
         resume_step, resume_loss = resume.get("step", 0), resume.get("loss_sum", 0.0)
+        resume_step_losses = resume.get("step_losses", resume_step_losses)
         _set_rng_state(resume["rng"], shuffle, device)
+    # The weights as the current epoch began (a mid-epoch checkpoint carries them; otherwise they are the model's).
+    previous_weights = snapshot(weights)
+    if resume is not None and "previous_weights" in resume:
+        previous_weights = [resume["previous_weights"][name].to(device) for name in WEIGHT_LAYERS]
     start_epoch = len(history)
 
     n_train = len(train_x)
     per_epoch = steps_per_epoch(n_train, cfg.batch_size)
+    step_losses = torch.zeros(per_epoch, device=device)  # filled on the device: no per-step sync
     parameter_count = sum(p.numel() for p in model.parameters())
     hooks.on_start(
         StartInfo(str(device), precision, parameter_count, per_epoch, per_epoch * cfg.epochs, start_epoch, initial)
@@ -149,7 +194,12 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
 
     def checkpoint(epoch_start_rng: dict[str, Any], step: int, loss_sum: float) -> dict[str, Any]:
         """Everything needed to continue exactly: after `step` steps of epoch len(history) + 1."""
+        mid_epoch: dict[str, Any] = {}
+        if step:  # what the epoch has measured so far, and what its weights are compared against at its end
+            mid_epoch["step_losses"] = step_losses[:step].cpu()
+            mid_epoch["previous_weights"] = {n: w.cpu() for n, w in zip(WEIGHT_LAYERS, previous_weights, strict=True)}
         return {
+            **mid_epoch,
             "config": cfg.model_dump(mode="json"),
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -171,6 +221,9 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # summed on the device: no per-step sync
         loss_sum += resume_loss
         first_step, resume_step, resume_loss = resume_step, 0, 0.0
+        step_losses.zero_()
+        step_losses[: len(resume_step_losses)] = resume_step_losses.to(device)
+        resume_step_losses = torch.zeros(0)
         done = first_step * cfg.batch_size
         for step in range(first_step, per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
@@ -183,6 +236,7 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach().double() * len(idx)
+            step_losses[step] = loss.detach()
             done += len(idx)
             try:
                 hooks.on_step((epoch - 1) * per_epoch + step + 1)
@@ -197,14 +251,26 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
             pending = None
         train_loss = loss_sum.item() / n_train  # the one sync per epoch
         train_seconds = time.perf_counter() - began
-        test_loss, test_accuracy = evaluate(model, test_x, test_y, cfg.image_size, bf16)
+        evaluation = evaluate(model, test_x, test_y, cfg.image_size, bf16)
+        change = torch.stack([relative_change(weights, initial_weights), relative_change(weights, previous_weights)])
+        from_initial, from_previous = change.tolist()
+        for kept, now in zip(previous_weights, weights, strict=True):
+            kept.copy_(now.detach())
         result = EpochResult(
             epoch=epoch,
             train_loss=train_loss,
-            test_loss=test_loss,
-            test_accuracy=test_accuracy,
+            test_loss=evaluation.loss,
+            test_accuracy=evaluation.accuracy,
             seconds=time.perf_counter() - began,
             images_per_second=(done - first_step * cfg.batch_size) / train_seconds,
+            step_losses=step_losses.tolist(),
+            confusion=evaluation.confusion,
+            classes=list(data.classes),
+            mistakes=evaluation.mistakes,
+            weight_change={
+                name: {"from_initial": a, "from_previous": b}
+                for name, a, b in zip(WEIGHT_LAYERS, from_initial, from_previous, strict=True)
+            },
         )
         history.append(result)
         end_rng = _rng_state(shuffle, device)

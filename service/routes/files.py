@@ -10,11 +10,10 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries
-from service.artifacts import Layer, Stage
 from service.deps import Database, ReadDatabaseDep, StoreDep
 from service.errors import NotFound
 from service.routes.presenter import PNG, json_response
-from service.schemas import ArtifactList, ArtifactOut, KernelImageOut, KernelList
+from service.schemas import ArtifactList, ArtifactOut
 from service.storage import ArtifactStore
 
 JobId = Annotated[int, "job id"]
@@ -55,37 +54,6 @@ def _chunks(stream: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
 async def get_curves(job_id: JobId, db: ReadDatabaseDep, store: StoreDep) -> Response:
     """Training and test loss, and test accuracy, per epoch; redrawn after every epoch."""
     return await serve_artifact(db, store, job_id, artifacts.CURVES)
-
-
-@router.get("/jobs/{job_id}/kernels", response_model=KernelList)
-async def list_kernels(job_id: JobId, db: ReadDatabaseDep) -> Response:
-    """The kernel images drawn so far (conv1 and conv2; initial, trained, diff)."""
-
-    def read(session: Session) -> KernelList:
-        queries.job_row(session, job_id)
-        kernels = []
-        for row in queries.artifact_rows(session, job_id, prefix=artifacts.KERNELS_PREFIX):
-            image = artifacts.parse_kernel_image(row.name)
-            if image is None:  # another kind of file under kernels/: not a grid this list describes
-                continue
-            kernels.append(
-                KernelImageOut(
-                    layer=image.layer,
-                    stage=image.stage,
-                    size=row.size,
-                    updated_at=row.updated_at,
-                    url=f"/jobs/{job_id}/{row.name}",
-                )
-            )
-        return KernelList(job_id=job_id, kernels=kernels)
-
-    return json_response(await db.run(read))
-
-
-@router.get("/jobs/{job_id}/kernels/{layer}/{stage}.png", response_class=FileResponse, responses=PNG)
-async def get_kernel_image(job_id: JobId, layer: Layer, stage: Stage, db: ReadDatabaseDep, store: StoreDep) -> Response:
-    """One kernel grid (conv1's 64 RGB kernels, or one conv2 filter's 64 slices): before, after, or the change."""
-    return await serve_artifact(db, store, job_id, artifacts.kernel_image(layer, stage))
 
 
 @router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)

@@ -7,8 +7,9 @@ from fastapi import Response
 from pydantic import BaseModel
 from sqlalchemy import Row
 
+from service.artifacts import METRIC_FIELDS, per_class_accuracy
 from service.models import Job, Status
-from service.schemas import ErrorBody, JobOut, Progress
+from service.schemas import EpochMetricOut, ErrorBody, JobOut, Progress
 from service.spec import JobSpec
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -56,8 +57,12 @@ def job_out(job: Job | Row[Any]) -> JobOut:
             "self": base,
             "cancel": f"{base}/cancel",
             "metrics": f"{base}/metrics",
+            "steps": f"{base}/metrics/steps",
             "curves": f"{base}/curves.png",
             "kernels": f"{base}/kernels",
+            "confusion": f"{base}/confusion",
+            "weight_change": f"{base}/weight-change.png",
+            "mistakes": f"{base}/mistakes.png",
             "artifacts": f"{base}/artifacts",
         },
     )
@@ -67,3 +72,17 @@ def json_response(body: BaseModel, status_code: int = 200, headers: Mapping[str,
     """`body` serialised once, as it is: a route returns this rather than a model, which FastAPI would validate
     again against the route's `response_model` (kept for the OpenAPI document)."""
     return Response(body.model_dump_json(), status_code=status_code, headers=headers, media_type="application/json")
+
+
+def epoch_record(row: Row[Any]) -> dict[str, Any]:
+    """An epoch_metrics row as one mapping: its scalars and what it keeps in `details` (see artifacts.metrics_csv)."""
+    return {**{k: getattr(row, k) for k in METRIC_FIELDS}, **(row.details or {})}
+
+
+def epoch_out(record: Mapping[str, Any]) -> EpochMetricOut:
+    """One epoch as `GET /jobs/{id}/metrics` shows it."""
+    return EpochMetricOut(
+        **{k: record[k] for k in METRIC_FIELDS},
+        per_class_accuracy=per_class_accuracy(record.get("confusion") or [], record.get("classes") or []),
+        weight_change=record.get("weight_change"),
+    )
