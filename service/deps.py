@@ -6,8 +6,8 @@ and a sync route, in the thread pool): a route's database work runs as one unit 
 """
 
 import secrets
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -48,38 +48,22 @@ class Database:
             return work(session)
 
 
-async def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency that answers what `create_app` put on the app's state under `name`."""
+
+    async def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return get
 
 
-async def get_store(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.store
-    return store
-
-
-async def get_renderer(request: Request) -> Renderer:
-    renderer: Renderer = request.app.state.renderer
-    return renderer
-
-
-async def get_database(request: Request) -> Database:
-    """For routes that write: their work takes SQLite's write lock (or Postgres row locks) as it needs."""
-    database: Database = request.app.state.database
-    return database
-
-
-async def get_read_database(request: Request) -> Database:
-    """For routes that only read: on SQLite such a transaction never waits for the write lock."""
-    database: Database = request.app.state.read_database
-    return database
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-StoreDep = Annotated[ArtifactStore, Depends(get_store)]
-RendererDep = Annotated[Renderer, Depends(get_renderer)]
-DatabaseDep = Annotated[Database, Depends(get_database)]
-ReadDatabaseDep = Annotated[Database, Depends(get_read_database)]
+SettingsDep = Annotated[Settings, Depends(_from_state("settings"))]
+StoreDep = Annotated[ArtifactStore, Depends(_from_state("store"))]
+RendererDep = Annotated[Renderer, Depends(_from_state("renderer"))]
+# Routes that write: their work takes SQLite's write lock (or Postgres row locks) as it needs.
+DatabaseDep = Annotated[Database, Depends(_from_state("database"))]
+# Routes that only read: on SQLite such a transaction never waits for the write lock.
+ReadDatabaseDep = Annotated[Database, Depends(_from_state("read_database"))]
 
 _bearer = HTTPBearer(auto_error=False, description="Needed only when the server sets API_TOKEN.")
 

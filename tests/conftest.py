@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from matplotlib.figure import Figure
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
@@ -14,6 +15,7 @@ from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from tests.helpers import Sessions, make_settings, postgres_schema, sqlite_database
+from worker import plots
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -80,3 +82,17 @@ def sessions(settings: Settings) -> Iterator[Sessions]:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Every figure the drawing modules save, so a test can read its texts, axes and images as well as its pixels."""
+    saved: list[Figure] = []
+    original = plots.save_png
+
+    def keep(fig: Figure, path: Path) -> None:
+        saved.append(fig)
+        original(fig, path)
+
+    monkeypatch.setattr(plots, "save_png", keep)
+    return saved

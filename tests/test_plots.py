@@ -27,20 +27,6 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-@pytest.fixture
-def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """Every figure the modules save, so a test can read its titles and axes as well as its pixels."""
-    saved: list[Figure] = []
-    original = plots.save_png
-
-    def keep(fig: Figure, path: Path) -> None:
-        saved.append(fig)
-        original(fig, path)
-
-    monkeypatch.setattr(plots, "save_png", keep)
-    return saved
-
-
 def read_png(path: Path) -> np.ndarray:
     with Image.open(path) as image:
         assert image.format == "PNG"

@@ -10,23 +10,9 @@ from matplotlib.image import FigureImage
 from matplotlib.transforms import Bbox
 from PIL import Image
 
-from worker import plots, samples, synthetic
+from worker import samples, synthetic
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-@pytest.fixture
-def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
-    """Every figure the module saves, so a test can read its texts and images as well as its pixels."""
-    saved: list[Figure] = []
-    original = plots.save_png
-
-    def keep(fig: Figure, path: Path) -> None:
-        saved.append(fig)
-        original(fig, path)
-
-    monkeypatch.setattr(plots, "save_png", keep)
-    return saved
 
 
 def mistakes(n: int, seed: int = 0) -> tuple[np.ndarray, list[int], list[int]]:
