@@ -25,9 +25,9 @@ from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Status
 from service.spec import JobSpec
 from worker.data import FOLDER_NAME, TRAIN_BATCHES, Dataset
+from worker.hooks import EpochEnd, StartInfo
 from worker.loop import Worker
 from worker.runner import JobRun
-from worker.train import EpochEnd, StartInfo
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench import lecture
 from service.spec import JobSpec
 from worker.data import Dataset, subset
+from worker.hooks import EpochEnd, StartInfo
 from worker.model import build_model, lecture_loss, upscale
-from worker.train import EpochEnd, StartInfo, fit
+from worker.train import fit
 
 Progress = Callable[[int, int, int, float], None]  # (steps done, warm-up steps, all steps, seconds for this one)
 

@@ -6,21 +6,17 @@ given at claim time and change nothing once another worker holds the job.
 """
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, select, update
+from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.errors import Conflict
-from service.models import Artifact, EpochMetric, Job, Status, Worker, utcnow
+from service.models import Job, Status, Worker, utcnow
 from service.queries import get_job
 from service.spec import JobSpec
-
-# The per-epoch scalars that have columns of their own; everything else an epoch measures goes in `details`.
-EPOCH_COLUMNS = ("train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
 
 
 class LeaseLost(Exception):
@@ -95,40 +91,6 @@ class Claim:
     checkpoint: str | None
 
 
-def register_worker(
-    session: Session, worker_id: str, hostname: str, pid: int, device: str, bf16_native: bool = False
-) -> None:
-    """Announce a worker (or refresh it after a restart under the same id)."""
-    now = utcnow()
-    worker = session.get(Worker, worker_id)
-    if worker is None:
-        session.add(
-            Worker(
-                id=worker_id,
-                hostname=hostname,
-                pid=pid,
-                device=device,
-                bf16_native=bf16_native,
-                started_at=now,
-                last_seen_at=now,
-            )
-        )
-    else:
-        worker.hostname, worker.pid, worker.device, worker.bf16_native = hostname, pid, device, bf16_native
-        worker.started_at = worker.last_seen_at = now
-        worker.stopped_at = worker.job_id = None
-
-
-def touch_worker(session: Session, worker_id: str, job_id: int | None) -> None:
-    """A worker's own heartbeat: it is alive, and running `job_id`."""
-    session.execute(update(Worker).where(Worker.id == worker_id).values(last_seen_at=utcnow(), job_id=job_id))
-
-
-def worker_stopped(session: Session, worker_id: str) -> None:
-    """A worker's goodbye, so /health stops listing it at once."""
-    session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow(), job_id=None))
-
-
 def claim_next(
     session: Session,
     worker_id: str,
@@ -184,7 +146,7 @@ def claim_next(
     return Claim(row.id, token, JobSpec.model_validate(row.spec), row.attempts, row.checkpoint)
 
 
-def _fenced(session: Session, job_id: int, token: str, **values: Any) -> None:
+def fenced_update(session: Session, job_id: int, token: str, **values: Any) -> None:
     """Update a running job only if `token` still holds its lease; LeaseLost otherwise."""
     result = session.execute(
         update(Job)
@@ -207,7 +169,7 @@ def heartbeat(
 ) -> bool:
     """Renew the lease and publish progress; returns whether a cancel was requested."""
     now = utcnow()
-    _fenced(
+    fenced_update(
         session,
         job_id,
         token,
@@ -220,57 +182,11 @@ def heartbeat(
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def training_started(
-    session: Session, job_id: int, token: str, device: str, parameter_count: int, steps_total: int
-) -> None:
-    """Record what the worker is training on, once the model is built."""
-    _fenced(session, job_id, token, device=device, parameter_count=parameter_count, steps_total=steps_total)
-
-
-def record_epoch(session: Session, job_id: int, token: str, metric: Mapping[str, Any]) -> None:
-    """Store one epoch's measurements (replacing any rows a previous attempt left from this epoch on).
-
-    `metric` holds `epoch`, the scalars in EPOCH_COLUMNS, and any further measurements by name (kept in `details`).
-    """
-    epoch = int(metric["epoch"])
-    _fenced(session, job_id, token, epochs_completed=epoch)
-    session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch >= epoch))
-    details = {k: v for k, v in metric.items() if k != "epoch" and k not in EPOCH_COLUMNS}
-    session.add(
-        EpochMetric(
-            job_id=job_id,
-            epoch=epoch,
-            **{k: float(metric[k]) for k in EPOCH_COLUMNS},
-            details=details,
-            created_at=utcnow(),
-        )
-    )
-
-
-def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:
-    """Point retries at a checkpoint file that is now safely on disk."""
-    _fenced(session, job_id, token, checkpoint=checkpoint)
-
-
-def record_artifact(
-    session: Session, job_id: int, token: str, name: str, key: str, content_type: str, size: int
-) -> None:
-    """Record (or refresh) a file the worker publishes under `key`; the caller publishes it in this transaction."""
-    _fenced(session, job_id, token, lease_token=token)  # a no-op write: checks the lease and locks the row
-    row = session.get(Artifact, (job_id, name))
-    if row is None:
-        session.add(
-            Artifact(job_id=job_id, name=name, key=key, content_type=content_type, size=size, updated_at=utcnow())
-        )
-    else:
-        row.key, row.content_type, row.size, row.updated_at = key, content_type, size, utcnow()
-
-
 def finish(session: Session, job_id: int, token: str, status: Status, error: str | None = None) -> None:
     """End a run: succeeded, failed (with a reason) or cancelled."""
     if not status.finished:
         raise ValueError(f"not a final status: {status}")
-    _fenced(
+    fenced_update(
         session,
         job_id,
         token,
@@ -286,7 +202,7 @@ def finish(session: Session, job_id: int, token: str, status: Status, error: str
 def hand_back(session: Session, job_id: int, token: str, checkpoint: str | None) -> None:
     """A worker shutting down returns its job to the queue, resumable from `checkpoint`; the attempt too."""
     values: dict[str, Any] = {"checkpoint": checkpoint} if checkpoint else {}
-    _fenced(
+    fenced_update(
         session,
         job_id,
         token,

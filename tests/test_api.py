@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service import jobs
+from service import jobs, workers
 from service.app import create_app
 from service.config import Settings
 from service.db import transaction
@@ -269,9 +269,9 @@ def test_health_reports_database_queue_and_live_workers(client: TestClient, sess
     client.post("/jobs", json=DEMO)
     client.post("/jobs", json=DEMO)
     with transaction(sessions) as s:
-        jobs.register_worker(s, "w-gpu", "host-a", 123, "cuda (test)", bf16_native=True)
-        jobs.register_worker(s, "w-gone", "host-b", 456, "cpu")
-        jobs.worker_stopped(s, "w-gone")
+        workers.register_worker(s, "w-gpu", "host-a", 123, "cuda (test)", bf16_native=True)
+        workers.register_worker(s, "w-gone", "host-b", 456, "cpu")
+        workers.worker_stopped(s, "w-gone")
     health = client.get("/health").json()
     assert health["status"] == "ok"
     assert health["database"] == "ok"

@@ -13,8 +13,9 @@ from torch.utils.data import default_collate
 from bench import lecture
 from service.spec import JobSpec
 from worker.data import Dataset, make_synthetic
+from worker.hooks import EpochEnd, StartInfo
 from worker.model import build_model, lecture_loss, make_optimizer, upscale
-from worker.train import EpochEnd, StartInfo, fit
+from worker.train import fit
 
 CPU = torch.device("cpu")
 CFG = JobSpec(epochs=1, batch_size=16, image_size=64, seed=0, device="cpu", precision="fp32")

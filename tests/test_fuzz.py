@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bench.processes import api_server
-from service import jobs
+from service import jobs, records
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
@@ -68,7 +68,7 @@ def seed(settings: Settings) -> None:
     assert first is not None and second is not None
     with transaction(sessions) as s:
         metric = {"epoch": 1, "train_loss": 2.3, "test_loss": 2.2, "test_accuracy": 0.1, "seconds": 3.0}
-        jobs.record_epoch(s, first.job_id, first.token, {**metric, "images_per_second": 170.0})
+        records.record_epoch(s, first.job_id, first.token, {**metric, "images_per_second": 170.0})
     for name, content_type in ARTIFACTS.items():
         data = b"\x89PNG\r\n\x1a\n" if content_type == "image/png" else b"epoch\n1\n"
         publish_artifact(settings, sessions, first, name, data)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service import jobs
+from service import jobs, records
 from service.config import Settings
 from service.db import transaction
 from service.routes.metrics import bucketed
@@ -36,7 +36,7 @@ def confusion(epoch: int) -> list[list[int]]:
 def record(sessions: Sessions, job_id: int, token: str, epoch: int, steps: list[float]) -> None:
     """One epoch as the worker records it."""
     with transaction(sessions) as s:
-        jobs.record_epoch(
+        records.record_epoch(
             s,
             job_id,
             token,
@@ -62,7 +62,7 @@ def trained(client: TestClient, sessions: Sessions) -> int:
     with transaction(sessions) as s:
         claim = jobs.claim_next(s, "w1", False, 30, 30)
         assert claim is not None
-        jobs.training_started(s, job_id, claim.token, "cpu", 57_044_810, 8)
+        records.training_started(s, job_id, claim.token, "cpu", 57_044_810, 8)
     record(sessions, job_id, claim.token, 1, [2.4, 2.3, 2.2, 2.1])
     record(sessions, job_id, claim.token, 2, [2.0, 1.9, 1.8, 1.7])
     return job_id

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.processes import ROOT, STARTED
-from service import jobs, queries
+from service import jobs, queries, records, workers
 from service.config import Settings
 from service.db import transaction
 from service.models import Job, Status, utcnow
@@ -63,14 +63,14 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions: Sessions) -
     assert new is not None and new.job_id == job_id and new.attempt == 2
     for write in (
         lambda s: jobs.heartbeat(s, job_id, old.token, 30, 5, 10, 1.0),
-        lambda s: jobs.record_epoch(
+        lambda s: records.record_epoch(
             s,
             job_id,
             old.token,
             {"epoch": 1, "train_loss": 1, "test_loss": 1, "test_accuracy": 0, "seconds": 1, "images_per_second": 1},
         ),
-        lambda s: jobs.set_checkpoint(s, job_id, old.token, "x.pt"),
-        lambda s: jobs.record_artifact(s, job_id, old.token, "curves.png", f"{job_id}/curves.png", "image/png", 1),
+        lambda s: records.set_checkpoint(s, job_id, old.token, "x.pt"),
+        lambda s: records.record_artifact(s, job_id, old.token, "curves.png", f"{job_id}/curves.png", "image/png", 1),
         lambda s: jobs.finish(s, job_id, old.token, Status.SUCCEEDED),
         lambda s: jobs.hand_back(s, job_id, old.token, None),
     ):
@@ -136,12 +136,12 @@ def test_cpu_workers_leave_cuda_jobs_to_a_live_cuda_worker(sessions: Sessions) -
     cuda_job, cpu_job = queue_jobs(sessions)[0], queue_jobs(sessions, device="cpu")[0]
     with transaction(sessions) as s:
         s.get_one(Job, cuda_job).device_request = "cuda"
-        jobs.register_worker(s, "gpu-worker", "h", 1, "cuda (H200)")
+        workers.register_worker(s, "gpu-worker", "h", 1, "cuda (H200)")
     c = claim(sessions, "cpu-worker")
     assert c is not None and c.job_id == cpu_job
     assert claim(sessions, "cpu-worker") is None
     with transaction(sessions) as s:
-        jobs.worker_stopped(s, "gpu-worker")
+        workers.worker_stopped(s, "gpu-worker")
     c = claim(sessions, "cpu-worker")  # no CUDA worker alive: take it, so it fails visibly instead of waiting
     assert c is not None and c.job_id == cuda_job
 
@@ -149,12 +149,12 @@ def test_cpu_workers_leave_cuda_jobs_to_a_live_cuda_worker(sessions: Sessions) -
 def test_workers_without_native_bf16_leave_bf16_jobs_to_a_live_worker_that_has_it(sessions: Sessions) -> None:
     bf16_job, auto_job = queue_jobs(sessions, precision="bf16")[0], queue_jobs(sessions)[0]
     with transaction(sessions) as s:
-        jobs.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
+        workers.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
     c = claim(sessions, "avx2-worker", bf16_native=False)
     assert c is not None and c.job_id == auto_job
     assert claim(sessions, "avx2-worker", bf16_native=False) is None
     with transaction(sessions) as s:
-        jobs.worker_stopped(s, "avx512-worker")
+        workers.worker_stopped(s, "avx512-worker")
     c = claim(sessions, "avx2-worker", bf16_native=False)  # none alive: take it, so it fails visibly
     assert c is not None and c.job_id == bf16_job
 
@@ -162,7 +162,7 @@ def test_workers_without_native_bf16_leave_bf16_jobs_to_a_live_worker_that_has_i
 def test_a_worker_with_native_bf16_takes_bf16_jobs_in_queue_order(sessions: Sessions) -> None:
     bf16_job, auto_job = queue_jobs(sessions, precision="bf16")[0], queue_jobs(sessions)[0]
     with transaction(sessions) as s:
-        jobs.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
+        workers.register_worker(s, "avx512-worker", "h", 1, "cpu", bf16_native=True)
     first, second = claim(sessions, "avx512-worker"), claim(sessions, "avx512-worker")
     assert first is not None and second is not None
     assert [first.job_id, second.job_id] == [bf16_job, auto_job]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import artifacts, jobs
+from service import artifacts, jobs, records
 from service.db import transaction
 from service.storage import ArtifactStore, checkpoint_key, fsync_replace
 
@@ -52,7 +52,7 @@ class Checkpoints:
         self.store.put_checkpoint(self.claim.job_id, name, staged)
         return name
 
-    def commit(self, name: str, point: Any = jobs.set_checkpoint) -> None:
+    def commit(self, name: str, point: Any = records.set_checkpoint) -> None:
         """Point the job at `name` (with `point`, a fenced transition), then drop the one it pointed at before.
 
         On LeaseLost the new file is removed: the job's new owner never looks at it.

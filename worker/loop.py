@@ -18,13 +18,13 @@ import torch
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
+from service import jobs, workers
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.storage import ArtifactStore, make_store
 from worker.hardware import bf16_is_native, resolve_device
+from worker.hooks import StopReason
 from worker.runner import JobRun
-from worker.train import StopReason
 
 log = logging.getLogger("worker")
 
@@ -81,7 +81,7 @@ class Worker:
     def run(self, burst: bool = False) -> None:
         """Work until stopped, or, with `burst`, until the queue has nothing for this worker."""
         with transaction(self.sessions) as session:
-            jobs.register_worker(
+            workers.register_worker(
                 session, self.id, socket.gethostname(), os.getpid(), self.device, bf16_native=self.bf16_native
             )
         log.info(
@@ -104,7 +104,7 @@ class Worker:
                     self.stopping.wait(self.settings.poll_seconds)
         finally:
             with transaction(self.sessions) as session:
-                jobs.worker_stopped(session, self.id)
+                workers.worker_stopped(session, self.id)
             self.engine.dispose()
             log.info("worker %s: stopped", self.id)
 
@@ -113,7 +113,7 @@ class Worker:
         s = self.settings
         with transaction(self.sessions) as session:
             reaped = jobs.reap_expired(session)
-            jobs.touch_worker(session, self.id, None)
+            workers.touch_worker(session, self.id, None)
             claim = jobs.claim_next(
                 session, self.id, self.device != "cpu", s.lease_seconds, s.worker_alive_seconds, self.bf16_native
             )
@@ -160,7 +160,7 @@ class Heartbeat(threading.Thread):
                         p.steps_total,
                         p.eta_seconds(),
                     )
-                    jobs.touch_worker(session, self.worker.id, claim.job_id)
+                    workers.touch_worker(session, self.worker.id, claim.job_id)
             except jobs.LeaseLost:
                 self.run_.stop_reason = StopReason.LEASE
                 return

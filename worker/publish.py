@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import artifacts, jobs
+from service import artifacts, jobs, records
 from service.db import transaction
 from service.storage import ArtifactStore
 
@@ -71,7 +71,7 @@ class ArtifactWriter:
         with transaction(self.sessions) as session:
             size = staged.stat().st_size
             key = self.store.publish(job_id, token, name, staged)  # inside: the lease is ours until the commit
-            jobs.record_artifact(session, job_id, token, name, key, artifacts.content_type(name), size)
+            records.record_artifact(session, job_id, token, name, key, artifacts.content_type(name), size)
 
     def discard(self) -> None:
         """Remove whatever this claim staged and did not publish."""

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import artifacts, jobs
+from service import artifacts, jobs, records
 from service.config import Settings
 from service.db import transaction
 from service.models import Status
@@ -24,9 +24,10 @@ from worker import checkpoint
 from worker.checkpoint import Checkpoints
 from worker.data import DataError, Dataset, load_dataset
 from worker.hardware import TrainingError, check_precision, resolve_device
+from worker.hooks import EpochEnd, StartInfo, Stopped, StopReason
 from worker.pictures import JobPictures
 from worker.publish import ArtifactWriter, Publisher
-from worker.train import EpochEnd, StartInfo, Stopped, StopReason, fit
+from worker.train import fit
 
 log = logging.getLogger("worker")
 
@@ -164,7 +165,7 @@ class JobRun:
             steps_done=done, steps_total=info.steps_total, steps_at_start=done, started=time.monotonic()
         )
         with transaction(self.sessions) as session:
-            jobs.training_started(
+            records.training_started(
                 session, self.claim.job_id, self.claim.token, info.device, info.parameter_count, info.steps_total
             )
         log.info(
@@ -189,7 +190,7 @@ class JobRun:
     def on_epoch_end(self, end: EpochEnd) -> None:
         r, job_id, token = end.result, self.claim.job_id, self.claim.token
         with transaction(self.sessions) as session:
-            jobs.record_epoch(session, job_id, token, asdict(r))
+            records.record_epoch(session, job_id, token, asdict(r))
         log.info(
             "job %s: epoch %d/%d train_loss=%.4f test_loss=%.4f test_accuracy=%.4f (%.1f s, %.0f images/s)",
             job_id,

@@ -6,11 +6,9 @@ batch is gathered, upscaled and scaled to [0, 1] there in one batched call.
 """
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
+from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,6 +16,7 @@ from torch import nn
 from service.spec import JobSpec
 from worker.data import Dataset
 from worker.hardware import resolve_device, resolve_precision
+from worker.hooks import EpochEnd, EpochResult, Hooks, StartInfo, Stopped
 from worker.measures import WEIGHT_LAYERS, confusion_counts, layer_weights, relative_change, snapshot
 from worker.model import (
     NUM_CLASSES,
@@ -34,81 +33,6 @@ from worker.model import (
 EVAL_BATCH = 1024
 # Misclassified test images kept per epoch: an 8×8 grid of them is what a picture can show.
 MAX_MISTAKES = 64
-
-
-class StopReason(StrEnum):
-    """Why training stops before its last epoch."""
-
-    CANCEL = "cancel"  # a user asked
-    LEASE = "lease"  # another worker owns the job now: write nothing more
-    SHUTDOWN = "shutdown"  # this worker is stopping: checkpoint and hand the job back
-    TIMEOUT = "timeout"  # the job ran past its max_runtime_seconds
-
-
-class Stopped(Exception):
-    """Raised by a hook to stop training between steps.
-
-    `fit` re-raises it with `checkpoint` set: a callable that captures the state at the stopping point.
-    """
-
-    def __init__(self, reason: StopReason) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.checkpoint: Callable[[], dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """What one epoch measured; a new measurement is a new field here (the database keeps it in `details`)."""
-
-    epoch: int
-    train_loss: float
-    test_loss: float
-    test_accuracy: float
-    seconds: float
-    images_per_second: float
-    # Every training step's loss, in order (the epoch's share of the per-step curve).
-    step_losses: list[float] = field(default_factory=list)
-    # Test-set confusion matrix: confusion[true][predicted] counts, in the order of `classes`.
-    confusion: list[list[int]] = field(default_factory=list)
-    classes: list[str] = field(default_factory=list)
-    # For each of WEIGHT_LAYERS: ‖W_t − W_0‖/‖W_0‖ ("from_initial") and ‖W_t − W_{t−1}‖/‖W_{t−1}‖ ("from_previous").
-    weight_change: dict[str, dict[str, float]] = field(default_factory=dict)
-    # The first MAX_MISTAKES misclassified test images: their index in the test set and the class predicted;
-    # `count` is how many there were in all.
-    mistakes: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class StartInfo:
-    device: str
-    precision: str
-    parameter_count: int
-    steps_per_epoch: int
-    steps_total: int
-    start_epoch: int  # epochs already done (from a checkpoint)
-    initial: Kernels
-
-
-@dataclass
-class EpochEnd:
-    """What a hook gets after each epoch; `checkpoint()` builds the dict that `fit(resume=...)` accepts."""
-
-    result: EpochResult
-    history: list[EpochResult]
-    initial: Kernels
-    trained: Kernels
-    checkpoint: Callable[[], dict[str, Any]]
-    state_dict: Callable[[], dict[str, torch.Tensor]] = field(repr=False, default=dict)
-
-
-class Hooks(Protocol):
-    def on_start(self, info: StartInfo) -> None: ...
-
-    def on_step(self, steps_done: int) -> None:
-        """Called after every training step; may raise Stopped. Must not block."""
-
-    def on_epoch_end(self, end: EpochEnd) -> None: ...
 
 
 # ---------------------------------------------------------------- the loop

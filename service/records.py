@@ -1,0 +1,63 @@
+"""What a run records as it goes: its device, each epoch's measurements, its checkpoint, its files.
+
+Each write is fenced like the state transitions in `service.jobs`: it names the claim's lease token and raises
+LeaseLost, changing nothing, once another worker holds the job.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+from service.jobs import fenced_update
+from service.models import Artifact, EpochMetric, utcnow
+
+# The per-epoch scalars that have columns of their own; everything else an epoch measures goes in `details`.
+EPOCH_COLUMNS = ("train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
+
+
+def training_started(
+    session: Session, job_id: int, token: str, device: str, parameter_count: int, steps_total: int
+) -> None:
+    """Record what the worker is training on, once the model is built."""
+    fenced_update(session, job_id, token, device=device, parameter_count=parameter_count, steps_total=steps_total)
+
+
+def record_epoch(session: Session, job_id: int, token: str, metric: Mapping[str, Any]) -> None:
+    """Store one epoch's measurements (replacing any rows a previous attempt left from this epoch on).
+
+    `metric` holds `epoch`, the scalars in EPOCH_COLUMNS, and any further measurements by name (kept in `details`).
+    """
+    epoch = int(metric["epoch"])
+    fenced_update(session, job_id, token, epochs_completed=epoch)
+    session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch >= epoch))
+    details = {k: v for k, v in metric.items() if k != "epoch" and k not in EPOCH_COLUMNS}
+    session.add(
+        EpochMetric(
+            job_id=job_id,
+            epoch=epoch,
+            **{k: float(metric[k]) for k in EPOCH_COLUMNS},
+            details=details,
+            created_at=utcnow(),
+        )
+    )
+
+
+def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:
+    """Point retries at a checkpoint file that is now safely on disk."""
+    fenced_update(session, job_id, token, checkpoint=checkpoint)
+
+
+def record_artifact(
+    session: Session, job_id: int, token: str, name: str, key: str, content_type: str, size: int
+) -> None:
+    """Record (or refresh) a file the worker publishes under `key`; the caller publishes it in this transaction."""
+    fenced_update(session, job_id, token, lease_token=token)  # a no-op write: checks the lease and locks the row
+    row = session.get(Artifact, (job_id, name))
+    if row is None:
+        session.add(
+            Artifact(job_id=job_id, name=name, key=key, content_type=content_type, size=size, updated_at=utcnow())
+        )
+    else:
+        row.key, row.content_type, row.size, row.updated_at = key, content_type, size, utcnow()
