@@ -26,6 +26,7 @@ from worker.model import build_model
 DEVICE = resolve_device("auto").type
 # Where bf16 is emulated (CPUs without AVX-512 BF16 or AMX) a bf16 step is ~30× slower than fp32.
 BF16_NATIVE = bf16_is_native(resolve_device("auto"))
+PICTURES = ["curves.png", "confusion.png", "mistakes.png", "weight-change.png"]
 KERNELS = [f"kernels/{layer}/{stage}.png" for layer in ("conv1", "conv2") for stage in ("initial", "trained", "diff")]
 
 
@@ -77,9 +78,12 @@ def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings
         assert first[layer]["from_previous"] == pytest.approx(first[layer]["from_initial"])
         assert second[layer]["from_initial"] > first[layer]["from_initial"]
 
-    assert set(artifacts) == {"curves.png", "metrics.csv", "weights.pt", *KERNELS}
+    history = [f"history/kernels/e{k:04d}.npz" for k in range(3)]  # the initialisation and both epochs
+    assert set(artifacts) == {"metrics.csv", "weights.pt", *PICTURES, *KERNELS, *history}
     folder = settings.artifact_dir / str(job_id)
-    for name in ["curves.png", *KERNELS]:
+    with np.load(folder / history[-1]) as numbers:
+        assert numbers["conv1"].shape == (64, 3, 11, 11) and numbers["conv2"].shape == (64, 5, 5)
+    for name in [*PICTURES, *KERNELS]:
         pixels = png(folder / name)
         assert pixels.shape[0] >= 400 and pixels.shape[1] >= 400, name
         assert pixels.std() > 10, f"{name} looks blank"
