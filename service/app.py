@@ -3,11 +3,13 @@
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
@@ -23,6 +25,8 @@ from service.routes.presenter import ERRORS
 from service.storage import make_store
 
 log = logging.getLogger("service")
+# Files the API serves as they are: Swagger UI's and ReDoc's pinned assets.
+STATIC = Path(__file__).resolve().parent / "static"
 
 HTTP_CODES = {
     400: "bad_request",
@@ -110,8 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="alexnet-jobs",
         version="0.1.0",
-        summary="Train AlexNet on CIFAR-10 as jobs; read their metrics, curves and kernel images.",
+        summary="Train AlexNet on CIFAR-10 as jobs and watch them learn: metrics, curves, kernels at any epoch.",
         lifespan=lifespan,
+        docs_url=None,  # served from the app's own copies instead of a CDN: see service/routes/docs.py
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.database = Database(make_sessionmaker(engine))
@@ -148,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error", exc_info=exc)
         return _error(500, "internal_error", "an unexpected error occurred")
 
+    app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static")
     for router in PUBLIC:
         app.include_router(router)
     for router in PROTECTED:

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from service.routes import files, health, history, jobs, metrics
+from service.routes import docs, files, health, history, jobs, metrics
 
-# /health answers without a token; the others need one when API_TOKEN is set.
-PUBLIC: tuple[APIRouter, ...] = (health.router,)
+# /health and the docs answer without a token; the others need one when API_TOKEN is set.
+PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router)
 PROTECTED: tuple[APIRouter, ...] = (jobs.router, metrics.router, history.router, files.router)

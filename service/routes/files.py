@@ -33,14 +33,16 @@ async def serve_artifact(db: Database, store: ArtifactStore, job_id: int, name: 
 
     key, content_type, path = await db.run(find)
     filename = PurePosixPath(name).name
+    # Pictures open in the browser; weights, CSV and the rest download.
+    disposition = "inline" if content_type.startswith("image/") else "attachment"
     if path is not None:
-        return FileResponse(path, media_type=content_type, filename=filename)
+        return FileResponse(path, media_type=content_type, filename=filename, content_disposition_type=disposition)
     try:
         stream = await run_in_threadpool(store.open, key)
     except FileNotFoundError:
         raise NotFound(f"job {job_id} has no artifact {name!r} in the store") from None
-    disposition = f'attachment; filename="{filename}"'
-    return StreamingResponse(_chunks(stream), media_type=content_type, headers={"Content-Disposition": disposition})
+    headers = {"Content-Disposition": f'{disposition}; filename="{filename}"'}
+    return StreamingResponse(_chunks(stream), media_type=content_type, headers=headers)
 
 
 def _chunks(stream: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:

@@ -1,0 +1,56 @@
+"""Swagger UI and ReDoc load everything from the service itself, and pictures open in the browser."""
+
+import re
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import jobs
+from service.app import create_app
+from service.config import Settings
+from service.db import transaction
+from service.spec import DEMO
+from tests.helpers import Sessions, make_settings, publish_artifact
+
+ASSET_TYPES = {".js": "javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_pages_load_every_asset_from_the_service_itself(client: TestClient, page: str) -> None:
+    html = client.get(page).text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert urls, html
+    assert not [u for u in urls if "://" in u or u.startswith("//")], "an asset from another origin"
+    assert "fonts.googleapis" not in html
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert ASSET_TYPES[url[url.rindex(".") :]] in response.headers["content-type"], url
+        assert len(response.content) > 500, url  # the real file, not an error page
+
+
+def test_swagger_ui_is_pointed_at_the_services_own_schema(client: TestClient) -> None:
+    assert "url: '/openapi.json'" in client.get("/docs").text
+    assert client.get("/docs/oauth2-redirect").status_code == 200
+
+
+def test_the_docs_need_no_token(tmp_path: Path, sqlite_url: str) -> None:
+    with TestClient(create_app(make_settings(tmp_path, sqlite_url, api_token="secret"))) as c:
+        for path in ("/docs", "/redoc", "/static/docs/swagger-ui.css"):
+            assert c.get(path).status_code == 200, path
+
+
+def test_pictures_are_shown_inline_and_other_files_download(
+    client: TestClient, settings: Settings, sessions: Sessions
+) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    with transaction(sessions) as s:
+        claim = jobs.claim_next(s, "w1", False, 30, 30)
+    assert claim is not None and claim.job_id == job_id
+    publish_artifact(settings, sessions, claim, "curves.png", b"a picture")
+    publish_artifact(settings, sessions, claim, "weights.pt", b"weights")
+    picture = client.get(f"/jobs/{job_id}/curves.png").headers["content-disposition"]
+    assert picture.startswith("inline") and 'filename="curves.png"' in picture
+    download = client.get(f"/jobs/{job_id}/artifacts/weights.pt").headers["content-disposition"]
+    assert download.startswith("attachment") and 'filename="weights.pt"' in download
