@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.artifacts import Layer, Stage
 from service.models import Status
@@ -81,6 +81,21 @@ class StepPoint(BaseModel):
 class StepsOut(BaseModel):
     """The training loss per step; averaged into buckets when there are more steps than `max_points`."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": 1,
+                    "steps_total": 120,
+                    "points": [
+                        {"step": 30, "epoch": 1, "train_loss": 2.04},
+                        {"step": 60, "epoch": 2, "train_loss": 0.48},
+                    ],
+                }
+            ]
+        }
+    )
+
     job_id: int
     steps_total: int | None
     points: list[StepPoint]
@@ -88,6 +103,12 @@ class StepsOut(BaseModel):
 
 class ConfusionOut(BaseModel):
     """Test-set predictions after one epoch: matrix[true][predicted] counts, in the order of `classes`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"job_id": 1, "epoch": 1, "classes": ["cat", "dog"], "matrix": [[40, 10], [12, 38]]}]
+        }
+    )
 
     job_id: int
     epoch: int
