@@ -4,7 +4,7 @@ Each write is fenced like the state transitions in `service.jobs`: it names the 
 LeaseLost, changing nothing, once another worker holds the job.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import delete
@@ -50,10 +50,16 @@ def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -
 
 
 def record_artifact(
-    session: Session, job_id: int, token: str, name: str, key: str, content_type: str, size: int
+    session: Session, job_id: int, token: str, name: str, content_type: str, size: int, publish: Callable[[], str]
 ) -> None:
-    """Record (or refresh) a file the worker publishes under `key`; the caller publishes it in this transaction."""
+    """Make a file the job's artifact `name` and record (or refresh) its row.
+
+    `publish` makes the file current in the store and returns its key. It is called only once the lease is
+    checked and the job's row locked until this transaction commits, so a worker that lost its lease never
+    replaces the file its successor published.
+    """
     fenced_update(session, job_id, token, lease_token=token)  # a no-op write: checks the lease and locks the row
+    key = publish()
     row = session.get(Artifact, (job_id, name))
     if row is None:
         session.add(

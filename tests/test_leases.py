@@ -13,7 +13,7 @@ from service import jobs, queries, records, workers
 from service.config import Settings
 from service.db import transaction
 from service.models import Job, Status, utcnow
-from tests.helpers import Sessions, make_settings, queue_jobs
+from tests.helpers import Sessions, make_settings, publish_artifact, queue_jobs
 
 
 @pytest.fixture
@@ -61,6 +61,7 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions: Sessions) -
         assert jobs.reap_expired(s) == 1
     new = claim(sessions, "other")
     assert new is not None and new.job_id == job_id and new.attempt == 2
+    published = ["a key"]  # what the stale publish would return, were it called
     for write in (
         lambda s: jobs.heartbeat(s, job_id, old.token, 30, 5, 10, 1.0),
         lambda s: records.record_epoch(
@@ -70,7 +71,7 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions: Sessions) -
             {"epoch": 1, "train_loss": 1, "test_loss": 1, "test_accuracy": 0, "seconds": 1, "images_per_second": 1},
         ),
         lambda s: records.set_checkpoint(s, job_id, old.token, "x.pt"),
-        lambda s: records.record_artifact(s, job_id, old.token, "curves.png", f"{job_id}/curves.png", "image/png", 1),
+        lambda s: records.record_artifact(s, job_id, old.token, "curves.png", "image/png", 1, lambda: published.pop()),
         lambda s: jobs.finish(s, job_id, old.token, Status.SUCCEEDED),
         lambda s: jobs.hand_back(s, job_id, old.token, None),
     ):
@@ -79,9 +80,27 @@ def test_a_fenced_write_with_a_stale_token_changes_nothing(sessions: Sessions) -
     job = row(sessions, job_id)
     assert (job.status, job.lease_token, job.epochs_completed, job.steps_done) == ("running", new.token, 0, 0)
     assert job.checkpoint is None
+    assert published == ["a key"]  # the stale worker's file was never made current
     with transaction(sessions) as s:
         assert queries.artifact_rows(s, job_id) == []
         assert list(s.get_one(Job, job_id).metrics) == []
+
+
+def test_a_stale_worker_never_replaces_the_file_its_successor_published(tmp_path: Path, sessions: Sessions) -> None:
+    """Publishing through the store with a lost lease fails before the file is touched, on every backend."""
+    settings = make_settings(tmp_path, "sqlite://")  # only the artifact folder is used
+    (job_id,) = queue_jobs(sessions)
+    old = claim(sessions)
+    assert old is not None
+    expire(sessions, job_id)
+    with transaction(sessions) as s:
+        jobs.reap_expired(s)
+    new = claim(sessions, "other")
+    assert new is not None
+    current = publish_artifact(settings, sessions, new, "curves.png", b"the new owner's curves")
+    with pytest.raises(jobs.LeaseLost):
+        publish_artifact(settings, sessions, old, "curves.png", b"the stale worker's curves")
+    assert current.read_bytes() == b"the new owner's curves"
 
 
 def test_the_reaper_requeues_then_fails_after_max_attempts(sessions: Sessions) -> None:

@@ -68,10 +68,17 @@ class ArtifactWriter:
         staged = self.staging / name.replace("/", "-")
         write(staged)
         job_id, token = self.claim.job_id, self.claim.token
+        size = staged.stat().st_size
         with transaction(self.sessions) as session:
-            size = staged.stat().st_size
-            key = self.store.publish(job_id, token, name, staged)  # inside: the lease is ours until the commit
-            records.record_artifact(session, job_id, token, name, key, artifacts.content_type(name), size)
+            records.record_artifact(
+                session,
+                job_id,
+                token,
+                name,
+                artifacts.content_type(name),
+                size,
+                publish=lambda: self.store.publish(job_id, token, name, staged),
+            )
 
     def discard(self) -> None:
         """Remove whatever this claim staged and did not publish."""
