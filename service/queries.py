@@ -85,3 +85,21 @@ def artifact_row(session: Session, job_id: int, name: str) -> Row[Any]:
     if not rows:
         raise NotFound(f"job {job_id} has no artifact {name!r} (yet)")
     return rows[0]
+
+
+def epoch_not_found(job_id: int, epoch: int, have: Sequence[int]) -> NotFound:
+    """NotFound for an epoch a job does not have, naming those it has."""
+    listed = ", ".join(map(str, have)) or "none yet"
+    return NotFound(f"job {job_id} has no epoch {epoch}; it has epochs {listed}")
+
+
+def evaluated_epoch(session: Session, job_id: int, epoch: int | None) -> tuple[Row[Any], Row[Any]]:
+    """The job, and its epoch `epoch` (the latest when None) with the test set's confusion matrix; else NotFound."""
+    job = job_row(session, job_id)
+    rows = [r for r in epoch_rows(session, job_id) if (r.details or {}).get("confusion")]
+    if epoch is None and not rows:
+        raise NotFound(f"job {job_id} has no confusion matrix yet: it comes with each finished epoch")
+    chosen = rows[-1] if epoch is None else next((r for r in rows if r.epoch == epoch), None)
+    if chosen is None:
+        raise epoch_not_found(job_id, epoch or 0, [r.epoch for r in rows])
+    return job, chosen

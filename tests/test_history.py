@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -20,10 +21,11 @@ from worker.loop import Worker
 pytestmark = pytest.mark.slow
 
 EPOCHS = 3
+Trained = tuple[TestClient, int, Settings]
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, int, Settings]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     """One synthetic job of three short epochs, trained by a real worker; an API client over its database."""
     root = tmp_path_factory.mktemp("history")
     settings = make_settings(root, sqlite_database(root), cache_dir=root / "cache")
@@ -47,14 +49,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClie
         yield client, job_id, settings
 
 
-def image(response) -> Image.Image:  # type: ignore[no-untyped-def]
+def image(response: httpx.Response) -> Image.Image:
     assert response.status_code == 200, response.text
     picture = Image.open(io.BytesIO(response.content))
     picture.load()
     return picture
 
 
-def pixels(response) -> np.ndarray:  # type: ignore[no-untyped-def]
+def pixels(response: httpx.Response) -> np.ndarray:
     return np.asarray(image(response).convert("RGB"))
 
 
@@ -66,13 +68,13 @@ def nearly_equal(a: np.ndarray, b: np.ndarray) -> bool:
     return bool((off > 8).mean() < 0.01)
 
 
-def test_the_kernel_list_names_every_epoch_from_the_initialisation(trained) -> None:  # type: ignore[no-untyped-def]
+def test_the_kernel_list_names_every_epoch_from_the_initialisation(trained: Trained) -> None:
     client, job_id, _ = trained
     assert client.get(f"/jobs/{job_id}/kernels").json()["epochs"] == list(range(EPOCHS + 1))
 
 
 @pytest.mark.parametrize("layer", ["conv1", "conv2"])
-def test_any_epochs_kernels_can_be_drawn_and_each_epoch_differs(trained, layer: str) -> None:  # type: ignore[no-untyped-def]
+def test_any_epochs_kernels_can_be_drawn_and_each_epoch_differs(trained: Trained, layer: str) -> None:
     client, job_id, _ = trained
     url = f"/jobs/{job_id}/kernels/{layer}"
     frames = [pixels(client.get(f"{url}/trained.png", params={"epoch": k})) for k in range(EPOCHS + 1)]
@@ -87,7 +89,7 @@ def test_any_epochs_kernels_can_be_drawn_and_each_epoch_differs(trained, layer: 
     )
 
 
-def test_an_epoch_that_does_not_exist_is_404_naming_those_that_do(trained) -> None:  # type: ignore[no-untyped-def]
+def test_an_epoch_that_does_not_exist_is_404_naming_those_that_do(trained: Trained) -> None:
     client, job_id, _ = trained
     error = assert_error(client.get(f"/jobs/{job_id}/kernels/conv1/trained.png", params={"epoch": 9}), 404, "not_found")
     assert "epoch 9" in error["message"] and "0, 1, 2, 3" in error["message"]
@@ -97,7 +99,7 @@ def test_an_epoch_that_does_not_exist_is_404_naming_those_that_do(trained) -> No
 
 @pytest.mark.parametrize("stage", ["trained", "diff"])
 @pytest.mark.parametrize("layer", ["conv1", "conv2"])
-def test_the_evolution_gif_has_a_frame_per_epoch_from_zero(trained, layer: str, stage: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_evolution_gif_has_a_frame_per_epoch_from_zero(trained: Trained, layer: str, stage: str) -> None:
     client, job_id, _ = trained
     response = client.get(f"/jobs/{job_id}/kernels/{layer}/evolution.gif", params={"stage": stage})
     assert response.headers["content-type"] == "image/gif"
@@ -110,7 +112,7 @@ def test_the_evolution_gif_has_a_frame_per_epoch_from_zero(trained, layer: str, 
     assert all(not np.array_equal(a, b) for a, b in itertools.pairwise(frames))
 
 
-def test_a_second_request_is_served_from_the_cache(trained) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_request_is_served_from_the_cache(trained: Trained) -> None:
     client, job_id, settings = trained
     url = f"/jobs/{job_id}/kernels/conv2/diff.png"
     first = client.get(url, params={"epoch": 2}).content
@@ -119,7 +121,7 @@ def test_a_second_request_is_served_from_the_cache(trained) -> None:  # type: ig
     assert set(Path(settings.cache_dir).iterdir()) == cached
 
 
-def test_each_epochs_confusion_mistakes_and_the_weight_change_are_pictures(trained) -> None:  # type: ignore[no-untyped-def]
+def test_each_epochs_confusion_mistakes_and_the_weight_change_are_pictures(trained: Trained) -> None:
     client, job_id, _ = trained
     for path in ("confusion.png", "mistakes.png", "weight-change.png"):
         latest = pixels(client.get(f"/jobs/{job_id}/{path}"))

@@ -103,9 +103,10 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
         resume_step_losses = resume.get("step_losses", resume_step_losses)
         _set_rng_state(resume["rng"], shuffle, device)
     # The weights as the current epoch began (a mid-epoch checkpoint carries them; otherwise they are the model's).
-    previous_weights = snapshot(weights)
     if resume is not None and "previous_weights" in resume:
         previous_weights = [resume["previous_weights"][name].to(device) for name in WEIGHT_LAYERS]
+    else:
+        previous_weights = snapshot(weights)
     start_epoch = len(history)
 
     n_train = len(train_x)

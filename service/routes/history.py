@@ -18,6 +18,7 @@ from service.routes.files import serve_artifact
 from service.routes.presenter import PNG, json_response
 from service.schemas import KernelImageOut, KernelList
 from service.spec import JobSpec
+from service.storage import ArtifactStore
 
 JobId = Annotated[int, "job id"]
 Epoch = Annotated[
@@ -36,16 +37,11 @@ def _history(session: Session, job_id: int) -> tuple[Row[Any], dict[int, Row[Any
     return job, by_epoch
 
 
-def _local(store: Any, row: Row[Any]) -> str:
+def _local(store: ArtifactStore, row: Row[Any]) -> str:
     path = store.local_path(row.key)
     if path is None:
         raise NotFound(f"{row.name} is not in the store")
     return str(path)
-
-
-def _no_epoch(job_id: int, epoch: int, have: list[int]) -> NotFound:
-    listed = ", ".join(map(str, have)) or "none yet"
-    return NotFound(f"job {job_id} has no epoch {epoch}; it has epochs {listed}")
 
 
 @router.get("/jobs/{job_id}/kernels", response_model=KernelList)
@@ -89,7 +85,7 @@ async def get_kernel_image(
         return await serve_artifact(db, store, job_id, artifacts.kernel_image(layer, stage))
     job, history = await db.run(lambda s: _history(s, job_id))
     if epoch not in history:
-        raise _no_epoch(job_id, epoch, sorted(history))
+        raise queries.epoch_not_found(job_id, epoch, sorted(history))
     used = [history[0], history[epoch]] if stage == "diff" and 0 in history else [history[epoch]]
     request = {
         "kind": "kernels",
@@ -131,15 +127,6 @@ async def get_kernel_evolution(
     return FileResponse(await renderer.draw(request, key, ".gif"), media_type="image/gif")
 
 
-def _epoch_record(session: Session, job_id: int, epoch: int) -> tuple[Row[Any], Row[Any]]:
-    job = queries.job_row(session, job_id)
-    rows = [r for r in queries.epoch_rows(session, job_id) if (r.details or {}).get("confusion")]
-    chosen = next((r for r in rows if r.epoch == epoch), None)
-    if chosen is None:
-        raise _no_epoch(job_id, epoch, [r.epoch for r in rows])
-    return job, chosen
-
-
 @router.get("/jobs/{job_id}/confusion.png", response_class=FileResponse, responses=PNG)
 async def get_confusion_image(
     job_id: JobId, db: ReadDatabaseDep, store: StoreDep, renderer: RendererDep, epoch: Epoch = None
@@ -147,7 +134,7 @@ async def get_confusion_image(
     """The test set's confusion matrix after an epoch: counts, coloured by share of each true class."""
     if epoch is None:
         return await serve_artifact(db, store, job_id, artifacts.CONFUSION)
-    _, row = await db.run(lambda s: _epoch_record(s, job_id, epoch))
+    _, row = await db.run(lambda s: queries.evaluated_epoch(s, job_id, epoch))
     details = row.details
     request = {
         "kind": "confusion",
@@ -172,7 +159,7 @@ async def get_mistakes_image(
     """Up to 64 test images the network got wrong after an epoch, each labelled "true → predicted"."""
     if epoch is None:
         return await serve_artifact(db, store, job_id, artifacts.MISTAKES)
-    job, row = await db.run(lambda s: _epoch_record(s, job_id, epoch))
+    job, row = await db.run(lambda s: queries.evaluated_epoch(s, job_id, epoch))
     mistakes = row.details.get("mistakes") or {}
     request = {
         "kind": "mistakes",

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from service import artifacts, queries
 from service.deps import ReadDatabaseDep
-from service.errors import NotFound
 from service.models import Status
 from service.routes.presenter import epoch_out, epoch_record, json_response
 from service.schemas import ConfusionOut, MetricsOut, StepPoint, StepsOut
@@ -78,14 +77,7 @@ async def get_confusion(
     the predicted ones."""
 
     def read(session: Session) -> ConfusionOut:
-        queries.job_row(session, job_id)
-        rows = [r for r in queries.epoch_rows(session, job_id) if (r.details or {}).get("confusion")]
-        if not rows:
-            raise NotFound(f"job {job_id} has no confusion matrix yet: it comes with each finished epoch")
-        chosen = rows[-1] if epoch is None else next((r for r in rows if r.epoch == epoch), None)
-        if chosen is None:
-            have = ", ".join(str(r.epoch) for r in rows)
-            raise NotFound(f"job {job_id} has no epoch {epoch}; it has epochs {have}")
+        _, chosen = queries.evaluated_epoch(session, job_id, epoch)
         details = chosen.details
         return ConfusionOut(job_id=job_id, epoch=chosen.epoch, classes=details["classes"], matrix=details["confusion"])
 
