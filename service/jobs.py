@@ -27,9 +27,14 @@ class LeaseLost(Exception):
 
 
 def create_job(
-    session: Session, spec: JobSpec, idempotency_key: str | None = None, request_hash: str | None = None
+    session: Session,
+    spec: JobSpec,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    sweep_id: int | None = None,
 ) -> Job:
-    """Queue a job, or return the job already created under the same idempotency key and body."""
+    """Queue a job (one of sweep `sweep_id`'s, if given), or return the job already created under the same
+    idempotency key and body."""
     if idempotency_key is not None:
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
         if existing is not None:
@@ -49,6 +54,7 @@ def create_job(
         cancel_requested=False,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        sweep_id=sweep_id,
     )
     session.add(job)
     session.flush()

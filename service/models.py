@@ -1,4 +1,4 @@
-"""The tables: jobs, their per-epoch metrics, the artifacts they wrote, and the workers that run them."""
+"""The tables: jobs, their per-epoch metrics, the artifacts they wrote, the workers that run them, and sweeps."""
 
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -110,6 +110,8 @@ class Job(Base):
 
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The sweep that queued this job, if one did.
+    sweep_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("sweeps.id"), index=True)
 
     metrics: Mapped[list["EpochMetric"]] = relationship(
         back_populates="job", order_by="EpochMetric.epoch", cascade="all, delete-orphan"
@@ -164,3 +166,18 @@ class Worker(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     job_id: Mapped[int | None] = mapped_column(BigId)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Sweep(Base):
+    """A grid of specs queued together as jobs (`jobs.sweep_id`); what it asked for, kept as it was sent."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # The base spec as sent, and the grid: spec field → the values it takes.
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)
+    grid: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64))

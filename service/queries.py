@@ -1,4 +1,4 @@
-"""Read queries: one job, pages of jobs, metrics, the queue, workers, artifacts.
+"""Read queries: one job, pages of jobs, metrics, the queue, workers, artifacts, sweeps.
 
 The API's reads go through SQLAlchemy Core on the session's connection and return rows (read-only, with the
 tables' column names as attributes): building ORM objects cost a one-row read three times the query itself.
@@ -13,12 +13,14 @@ from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from service.errors import NotFound
-from service.models import Artifact, EpochMetric, Job, Status, Worker, utcnow
+from service.models import Artifact, EpochMetric, Job, Status, Sweep, Worker, utcnow
 
 # Largest id a BIGINT can hold; anything above cannot name a job.
 MAX_ID = 2**63 - 1
 
-JOBS, METRICS, ARTIFACTS, WORKERS = (m.__table__ for m in (Job, EpochMetric, Artifact, Worker))
+# What a comparison or a leaderboard reads of an epoch: never the bulky `details`.
+SERIES_FIELDS = ("job_id", "epoch", "train_loss", "test_loss", "test_accuracy")
+JOBS, METRICS, ARTIFACTS, WORKERS, SWEEPS = (m.__table__ for m in (Job, EpochMetric, Artifact, Worker, Sweep))
 
 
 def _rows(session: Session, query: Select[Any]) -> Sequence[Row[Any]]:
@@ -45,9 +47,13 @@ def job_row(session: Session, job_id: int) -> Row[Any]:
     return rows[0]
 
 
-def list_jobs(session: Session, status: Status | None, limit: int, offset: int) -> tuple[Sequence[Row[Any]], int]:
-    """A page of jobs, newest first, and how many match in all."""
+def list_jobs(
+    session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None = None
+) -> tuple[Sequence[Row[Any]], int]:
+    """A page of jobs (only one status's, one sweep's, if given), newest first, and how many match in all."""
     where = [JOBS.c.status == status] if status else []
+    if sweep_id is not None:
+        where.append(JOBS.c.sweep_id == sweep_id)
     total = session.connection().execute(select(func.count()).select_from(JOBS).where(*where)).scalar() or 0
     rows = _rows(session, select(JOBS).where(*where).order_by(JOBS.c.id.desc()).limit(limit).offset(offset))
     return rows, total
@@ -56,6 +62,57 @@ def list_jobs(session: Session, status: Status | None, limit: int, offset: int) 
 def epoch_rows(session: Session, job_id: int) -> Sequence[Row[Any]]:
     """The job's per-epoch measurements, in epoch order."""
     return _rows(session, select(METRICS).where(METRICS.c.job_id == job_id).order_by(METRICS.c.epoch))
+
+
+def latest_epochs(session: Session, job_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """Each job's latest epoch (its scalar measurements only), by job id; jobs with none are left out."""
+    last = (
+        select(METRICS.c.job_id, func.max(METRICS.c.epoch).label("epoch"))
+        .where(METRICS.c.job_id.in_(job_ids))
+        .group_by(METRICS.c.job_id)
+        .subquery()
+    )
+    query = select(*(METRICS.c[k] for k in SERIES_FIELDS)).join(
+        last, (METRICS.c.job_id == last.c.job_id) & (METRICS.c.epoch == last.c.epoch)
+    )
+    return {r.job_id: r for r in _rows(session, query)}
+
+
+def epoch_series(session: Session, job_ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+    """Each job's epochs in order (their scalar measurements only, not `details`), by job id."""
+    query = select(*(METRICS.c[k] for k in SERIES_FIELDS)).where(METRICS.c.job_id.in_(job_ids))
+    series: dict[int, list[Row[Any]]] = {job_id: [] for job_id in job_ids}
+    for row in _rows(session, query.order_by(METRICS.c.job_id, METRICS.c.epoch)):
+        series[row.job_id].append(row)
+    return series
+
+
+def jobs_rows(session: Session, job_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """The rows of those of `job_ids` that exist, by id."""
+    ids = [i for i in job_ids if 1 <= i <= MAX_ID]
+    return {r.id: r for r in _rows(session, select(JOBS).where(JOBS.c.id.in_(ids)))} if ids else {}
+
+
+def sweep_row(session: Session, sweep_id: int) -> Row[Any]:
+    """The sweep's row, or NotFound (also for ids too large to be any sweep's)."""
+    rows = _rows(session, select(SWEEPS).where(SWEEPS.c.id == sweep_id)) if 1 <= sweep_id <= MAX_ID else []
+    if not rows:
+        raise NotFound(f"sweep {sweep_id} does not exist")
+    return rows[0]
+
+
+def list_sweeps(session: Session, limit: int, offset: int) -> tuple[Sequence[Row[Any]], int]:
+    """A page of sweeps, newest first, and how many there are."""
+    total = session.connection().execute(select(func.count()).select_from(SWEEPS)).scalar() or 0
+    return _rows(session, select(SWEEPS).order_by(SWEEPS.c.id.desc()).limit(limit).offset(offset)), total
+
+
+def sweep_jobs(session: Session, sweep_ids: Sequence[int]) -> dict[int, list[Row[Any]]]:
+    """The jobs of each of `sweep_ids`, oldest first (the grid's order), by sweep id."""
+    jobs: dict[int, list[Row[Any]]] = {sweep_id: [] for sweep_id in sweep_ids}
+    for row in _rows(session, select(JOBS).where(JOBS.c.sweep_id.in_(sweep_ids)).order_by(JOBS.c.id)):
+        jobs[row.sweep_id].append(row)
+    return jobs
 
 
 def queue_counts(session: Session) -> dict[str, int]:

@@ -37,6 +37,7 @@ class JobOut(BaseModel):
     parameter_count: int | None
     attempts: int
     cancel_requested: bool
+    sweep_id: int | None = Field(description="The sweep that queued it, if one did.")
     progress: Progress
     links: dict[str, str]
 
@@ -151,6 +152,33 @@ class KernelList(BaseModel):
     job_id: int
     kernels: list[KernelImageOut]
     epochs: list[int] = Field(description="0 is the initialisation; then each finished epoch.", examples=[[0, 1, 2]])
+
+
+class SeriesPoint(BaseModel):
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float = Field(description="0–1.")
+
+
+class CompareJob(BaseModel):
+    """One compared job: its spec, what sets it apart from the others, and its epochs."""
+
+    id: int
+    name: str | None
+    status: Status
+    spec: JobSpec
+    differs: dict[str, Any] = Field(description="Its values of the spec fields that differ between the jobs.")
+    label: str = Field(description="Those values in a few words, e.g. `sgd lr 1e-2`; the chart's legend says this.")
+    epochs: list[SeriesPoint]
+
+
+class CompareOut(BaseModel):
+    """Jobs side by side, in the order asked for."""
+
+    differing: list[str] = Field(description="The spec fields whose values are not the same in all the jobs.")
+    jobs: list[CompareJob]
+    links: dict[str, str]
 
 
 class WorkerOut(BaseModel):

@@ -1,6 +1,7 @@
 """The job spec: what a job trains. The one contract between the API (which validates and stores it) and the
 worker (which trains exactly it: `worker.train.fit` takes a `JobSpec`)."""
 
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -74,3 +75,62 @@ class JobSpec(BaseModel):
     )
     # No NUL: PostgreSQL text cannot hold one (the insert failed with a 500); refused with 422 on every backend.
     name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$", description="A free label.")
+
+
+# ---------------------------------------------------------------- a spec in a few words
+
+# The order a label names the fields that set runs apart: what people vary most, first ("sgd lr 1e-2 batch 64").
+LABEL_ORDER = (
+    "optimizer",
+    "learning_rate",
+    "batch_size",
+    "epochs",
+    "image_size",
+    "dataset",
+    "train_samples",
+    "test_samples",
+    "seed",
+    "precision",
+    "device",
+    "conv2_filter",
+    "max_attempts",
+    "max_runtime_seconds",
+)
+
+
+def compact_number(value: float) -> str:
+    """A learning rate the way people write it: 1e-4, 3e-4, 2.5e-3, 1e-2 (and 1 for 1.0)."""
+    mantissa, exponent = f"{value:.3e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return mantissa if int(exponent) == 0 else f"{mantissa}e{int(exponent)}"
+
+
+def _words(field: str, value: Any) -> str:
+    if value is None:
+        return {"max_runtime_seconds": "no time limit"}.get(field, f"all {field.split('_')[0]} images")
+    return {
+        "learning_rate": lambda: f"lr {compact_number(value)}",
+        "batch_size": lambda: f"batch {value}",
+        "epochs": lambda: f"{value} epoch{'' if value == 1 else 's'}",
+        "image_size": lambda: f"{value} px",
+        "train_samples": lambda: f"{value} train images",
+        "test_samples": lambda: f"{value} test images",
+        "seed": lambda: f"seed {value}",
+        "conv2_filter": lambda: f"conv2 filter {value}",
+        "max_attempts": lambda: f"{value} attempts",
+        "max_runtime_seconds": lambda: f"at most {value:g} s",
+        # "auto" alone says nothing: "precision auto" does.
+        "precision": lambda: f"precision {value}" if value == "auto" else str(value),
+        "device": lambda: f"device {value}" if value == "auto" else str(value),
+    }.get(field, lambda: str(value))()
+
+
+def label(values: Mapping[str, Any]) -> str:
+    """Some spec fields in a few words, in LABEL_ORDER: {"optimizer": "sgd", "learning_rate": 0.01} → "sgd lr 1e-2"."""
+    order = [f for f in LABEL_ORDER if f in values] + sorted(set(values) - set(LABEL_ORDER))
+    return " ".join(_words(f, values[f]) for f in order)
+
+
+def differing_fields(specs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The spec fields (all but the free `name`) whose values are not the same in all of `specs`, in LABEL_ORDER."""
+    return [f for f in LABEL_ORDER if len({repr(s.get(f)) for s in specs}) > 1]

@@ -30,6 +30,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "database_url": database_url,
         "artifact_dir": tmp_path / "artifacts",
         "data_dir": tmp_path / "data",
+        "cache_dir": tmp_path / "cache",
         "lease_seconds": 30.0,
         "heartbeat_seconds": 0.5,
         "poll_seconds": 0.2,

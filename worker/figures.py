@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from service.spec import compact_number
 from worker import plots
 
 # Beyond this many epochs the markers merge into a smear, so only the lines are drawn.
@@ -59,13 +60,6 @@ def run_title(
             precision,
         )
     )
-
-
-def compact_number(value: float) -> str:
-    """A learning rate the way people write it: 1e-4, 3e-4, 2.5e-3, 1e-2 (and 1 for 1.0)."""
-    mantissa, exponent = f"{value:.3e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return mantissa if int(exponent) == 0 else f"{mantissa}e{int(exponent)}"
 
 
 def draw_curves(

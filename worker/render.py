@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from worker import animation, figures, plots, samples
+from worker import animation, comparison, figures, plots, samples
 from worker.data import Dataset, load_dataset
 
 
@@ -73,7 +73,12 @@ def mistakes(request: dict[str, Any], out: Path) -> None:
     )
 
 
-DRAW = {"kernels": kernels, "evolution": evolution, "confusion": confusion, "mistakes": mistakes}
+def compare(request: dict[str, Any], out: Path) -> None:
+    """One metric of several jobs, a line per job (see `service.compare`)."""
+    comparison.draw_compare(request["series"], request["metric"], out, shared=request.get("shared", ""))
+
+
+DRAW = {"kernels": kernels, "evolution": evolution, "confusion": confusion, "mistakes": mistakes, "compare": compare}
 
 
 def answer(line: str) -> dict[str, Any]:

@@ -2,8 +2,15 @@
 
 from fastapi import APIRouter
 
-from service.routes import docs, files, health, history, jobs, metrics
+from service.routes import compare, docs, files, health, history, jobs, metrics, sweeps
 
 # /health and the docs answer without a token; the others need one when API_TOKEN is set.
 PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router)
-PROTECTED: tuple[APIRouter, ...] = (jobs.router, metrics.router, history.router, files.router)
+PROTECTED: tuple[APIRouter, ...] = (
+    jobs.router,
+    metrics.router,
+    history.router,
+    files.router,
+    sweeps.router,
+    compare.router,
+)

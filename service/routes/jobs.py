@@ -42,6 +42,15 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _digest(spec: JobSpec) -> str:
+    """What an Idempotency-Key is bound to: the resolved spec."""
+    return hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+
+def _created(job: JobOut) -> Response:
+    return json_response(job, status_code=201, headers={"Location": f"/jobs/{job.id}"})
+
+
 @router.post("/jobs", status_code=201, response_model=JobOut, responses=BODY_ERRORS)
 async def submit_job(
     db: DatabaseDep,
@@ -50,9 +59,34 @@ async def submit_job(
 ) -> Response:
     """Queue a training job; the answer echoes the spec with every default filled in."""
     spec = spec or JobSpec()
-    digest = hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
-    job = await db.run(lambda s: job_out(jobs.create_job(s, spec, idempotency_key, digest)))
-    return json_response(job, status_code=201, headers={"Location": f"/jobs/{job.id}"})
+    digest = _digest(spec)
+    return _created(await db.run(lambda s: job_out(jobs.create_job(s, spec, idempotency_key, digest))))
+
+
+@router.post("/jobs/{job_id}/rerun", status_code=201, response_model=JobOut, responses=BODY_ERRORS)
+async def rerun_job(
+    job_id: JobId,
+    db: DatabaseDep,
+    overrides: Annotated[
+        JobSpec | None,
+        Body(
+            description="Spec fields to change; every field not given keeps the job's value.",
+            openapi_examples={
+                "as it was": {"summary": "The same spec again", "value": {}},
+                "another learning rate": {"summary": "The same, at 1e-3", "value": {"learning_rate": 0.001}},
+            },
+        ),
+    ] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> Response:
+    """Queue a new job with this job's spec, changed by the fields the body gives (validated as in POST /jobs)."""
+    changed = overrides.model_dump(mode="json", include=overrides.model_fields_set) if overrides else {}
+
+    def rerun(session: Session) -> JobOut:
+        spec = JobSpec.model_validate({**queries.job_row(session, job_id).spec, **changed})
+        return job_out(jobs.create_job(session, spec, idempotency_key, _digest(spec)))
+
+    return _created(await db.run(rerun))
 
 
 @router.get("/jobs", response_model=JobList)
@@ -61,11 +95,12 @@ async def list_jobs(
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
     offset: Annotated[int, Query(ge=0, le=queries.MAX_ID)] = 0,
+    sweep_id: Annotated[int | None, Query(ge=1, le=queries.MAX_ID, description="Only this sweep's jobs.")] = None,
 ) -> Response:
-    """List jobs, newest first, optionally only those in one status."""
+    """List jobs, newest first, optionally only those in one status or of one sweep."""
 
     def page(session: Session) -> JobList:
-        rows, total = queries.list_jobs(session, status, limit, offset)
+        rows, total = queries.list_jobs(session, status, limit, offset, sweep_id)
         return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
 
     return json_response(await db.run(page))

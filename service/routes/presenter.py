@@ -44,6 +44,7 @@ def job_out(job: Job | Row[Any]) -> JobOut:
         parameter_count=job.parameter_count,
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
+        sweep_id=job.sweep_id,
         progress=Progress(
             epochs_completed=job.epochs_completed,
             epochs_total=spec.epochs,
@@ -64,6 +65,8 @@ def job_out(job: Job | Row[Any]) -> JobOut:
             "weight_change": f"{base}/weight-change.png",
             "mistakes": f"{base}/mistakes.png",
             "artifacts": f"{base}/artifacts",
+            "rerun": f"{base}/rerun",
+            **({"sweep": f"/sweeps/{job.sweep_id}"} if job.sweep_id is not None else {}),
         },
     )
 
