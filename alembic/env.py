@@ -23,7 +23,8 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    engine = make_engine(url)
+    # A migration may rewrite a big table: give its statements minutes, not the seconds a request gets.
+    engine = make_engine(url, timeout=600)
     with engine.connect() as connection:
         # render_as_batch: SQLite cannot ALTER most things; batch mode copies the table instead.
         context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)

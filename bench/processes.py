@@ -50,6 +50,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         HEARTBEAT_SECONDS=str(settings.heartbeat_seconds),
         POLL_SECONDS=str(settings.poll_seconds),
         WORKER_ALIVE_SECONDS=str(settings.worker_alive_seconds),
+        DB_TIMEOUT_SECONDS=str(settings.db_timeout_seconds),
         PYTHONUNBUFFERED="1",
         **extra,
     )

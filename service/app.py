@@ -10,15 +10,16 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings, get_settings
-from service.db import is_sqlite, make_engine, make_sessionmaker
+from service.db import is_connection_error, is_sqlite, make_engine, make_sessionmaker
 from service.deps import Database, require_token
-from service.errors import ServiceError, error_body
+from service.errors import DatabaseUnavailable, ServiceError, error_body
 from service.renderer import Renderer
 from service.routes import PROTECTED, PUBLIC
 from service.routes.presenter import ERRORS
@@ -103,7 +104,7 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API around `settings` (the environment's by default)."""
     settings = settings or get_settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, settings.db_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,17 +121,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.database = Database(make_sessionmaker(engine))
+    timeout = settings.db_timeout_seconds
+    app.state.database = Database(make_sessionmaker(engine), timeout=timeout)
     # SQLite reads in WAL mode never wait for the writer and take ~0.2 ms: on the event loop they cost less than
     # the hop to a worker thread. Anything over a network (Postgres) keeps the hop, so a slow server stalls no loop.
     read_inline = is_sqlite(settings.database_url)
-    app.state.read_database = Database(make_sessionmaker(engine, read_only=True), inline=read_inline)
+    app.state.read_database = Database(make_sessionmaker(engine, read_only=True), inline=read_inline, timeout=timeout)
     app.state.store = make_store(settings.artifact_dir)
     app.state.renderer = Renderer(settings.cache_dir)
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-        return _error(exc.status_code, exc.code, exc.message, exc.details)
+        return _error(exc.status_code, exc.code, exc.message, exc.details, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -144,10 +146,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers["Allow"] = _allowed_methods(request)
         return _error(exc.status_code, code, str(exc.detail), headers=headers)
 
-    @app.exception_handler(OperationalError)
-    async def _database(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", exc)
-        return _error(503, "database_unavailable", "the database is unavailable; try again shortly")
+    async def _database(exc: Exception) -> JSONResponse:
+        log.error("database unavailable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        away = DatabaseUnavailable("the database is unavailable; try again shortly")
+        return _error(away.status_code, away.code, away.message, headers=away.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(_: Request, exc: DBAPIError) -> JSONResponse:
+        if is_connection_error(exc):
+            return await _database(exc)
+        return await _unexpected(_, exc)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool(_: Request, exc: PoolTimeout) -> JSONResponse:
+        return await _database(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

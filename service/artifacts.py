@@ -6,6 +6,7 @@ where its bytes lie is the store's business (`service.storage`).
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -91,6 +92,15 @@ def content_type(name: str) -> str:
 def checkpoint_name(token: str, epoch: int, step: int) -> str:
     """A checkpoint's file name: unique to the claim (`token`), ordered by position (epoch `epoch`, step `step`)."""
     return f"{token[:8]}-e{epoch:04d}-s{step:06d}.pt"
+
+
+_CHECKPOINT = re.compile(r"^[0-9a-f]{8}-e(\d{4})-s(\d{6})\.pt$")
+
+
+def checkpoint_position(name: str) -> tuple[int, int] | None:
+    """(epoch, step) of a name `checkpoint_name` made; None for any other name."""
+    match = _CHECKPOINT.match(name)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 # metrics.csv's first columns, in order: the API's `?format=csv` and the worker's file alike. Per-class accuracy

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(default=1.0, gt=0)
     # A worker is listed as alive in /health while its last heartbeat is younger than this.
     worker_alive_seconds: float = Field(default=30.0, gt=0)
+    # A database that has not answered within this is treated as away: connecting, a statement, waiting for a
+    # pooled connection and a whole request's database work each give up after it, and the API answers 503 with
+    # Retry-After instead of hanging for as long as the database does. Every statement here takes milliseconds.
+    db_timeout_seconds: float = Field(default=5.0, gt=0)
 
 
 @lru_cache

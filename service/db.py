@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 # How long a SQLite connection waits for another writer before giving up. Transactions here last
@@ -19,10 +21,47 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; on SQLite: WAL, a busy timeout, foreign keys and write-locking transactions."""
+def is_connection_error(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be reached or the connection broke (or, on SQLite, stayed
+    locked): trying again later can succeed. False for errors in what was asked (a constraint, bad SQL)."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def make_engine(url: str, timeout: float = 5.0) -> Engine:
+    """An engine for `url` that gives up on a database silent for `timeout` seconds (see `Settings.db_timeout_seconds`).
+
+    On Postgres: connect and statement timeouts, TCP keepalives and a TCP user timeout (a silent network partition
+    breaks the connection instead of hanging it), and a pool that waits at most `timeout` for a connection.
+    On SQLite: WAL, a busy timeout, foreign keys and write-locking transactions.
+    """
     if not is_sqlite(url):
-        return create_engine(url, pool_pre_ping=True)
+        ms = int(timeout * 1000)
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_timeout=timeout,
+            connect_args={
+                "connect_timeout": max(2, round(timeout)),  # libpq counts whole seconds, at least 2
+                "keepalives": 1,
+                "keepalives_idle": 5,
+                "keepalives_interval": 2,
+                "keepalives_count": 3,
+                "tcp_user_timeout": ms,
+            },
+        )
+
+        @event.listens_for(engine, "connect")
+        def _on_connect_pg(dbapi_connection: Any, _record: Any) -> None:
+            # Set here rather than in the URL's `options`, which the tests use for their schema's search_path.
+            # A transaction left idle (its client gone silent) would hold its row locks until this ends it.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET statement_timeout = {ms}")
+                cursor.execute(f"SET idle_in_transaction_session_timeout = {max(ms * 6, 10_000)}")
+            dbapi_connection.commit()
+
+        return engine
 
     database = make_url(url).database
     if database and database != ":memory:":

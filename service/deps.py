@@ -6,46 +6,66 @@ and a sync route, in the thread pool): a route's database work runs as one unit 
 """
 
 import secrets
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.concurrency import run_in_threadpool
 
 from service.config import Settings
-from service.db import transaction
-from service.errors import Unauthorized
+from service.errors import DatabaseUnavailable, Unauthorized
 from service.renderer import Renderer
 from service.storage import ArtifactStore
 
 T = TypeVar("T")
 
 
+class Abandoned(Exception):
+    """The request stopped waiting for this unit of work: it must not commit."""
+
+
 class Database:
     """Runs a route's database work in one short transaction, committed (or rolled back) before it returns.
 
-    `inline` runs it on the event loop itself, for work that never waits (reads of a local SQLite file).
+    `inline` runs it on the event loop itself, for work that never waits (reads of a local SQLite file). Otherwise
+    it runs in a worker thread, and a database that has not finished it within `timeout` seconds (a stalled
+    network, a lock held elsewhere) gets the client a 503 with Retry-After instead of a request that hangs.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], inline: bool = False) -> None:
+    def __init__(self, sessions: sessionmaker[Session], inline: bool = False, timeout: float = 5.0) -> None:
         self.sessions = sessions
         self.inline = inline
+        self.timeout = timeout
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """`work(session)` in a worker thread (or inline), inside one transaction; its result, or what it raised.
 
         The commit happens before the route responds, so a client that got 201 can read its job at once, and a
-        failed commit is an error response, never a lost 201.
+        failed commit is an error response, never a lost 201. Work given up on after `timeout` rolls back when the
+        database answers again rather than commit what the client was told failed.
         """
+        abandoned = threading.Event()
         if self.inline:
-            return self._unit_of_work(work)
-        return await run_in_threadpool(self._unit_of_work, work)
+            return self._unit_of_work(work, abandoned)
+        try:
+            with anyio.fail_after(self.timeout):
+                # Abandoned on timeout: the thread stays blocked on the socket, but the request answers now.
+                return await anyio.to_thread.run_sync(self._unit_of_work, work, abandoned, abandon_on_cancel=True)
+        except TimeoutError:
+            abandoned.set()
+            raise DatabaseUnavailable(
+                f"the database did not answer within {self.timeout:g} s; nothing was changed, try again shortly"
+            ) from None
 
-    def _unit_of_work(self, work: Callable[[Session], T]) -> T:
-        with transaction(self.sessions) as session:
-            return work(session)
+    def _unit_of_work(self, work: Callable[[Session], T], abandoned: threading.Event) -> T:
+        with self.sessions() as session, session.begin():
+            result = work(session)
+            if abandoned.is_set():
+                raise Abandoned  # rolls back
+            return result
 
 
 def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:

@@ -8,6 +8,7 @@ class ServiceError(Exception):
 
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -42,6 +43,17 @@ class ServiceUnavailable(ServiceError):
     code = "unavailable"
 
 
+# How long a client told 503 `database_unavailable` should wait: about one connect timeout.
+RETRY_AFTER_SECONDS = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database did not answer in time, or could not be reached; nothing was stored."""
+
+    code = "database_unavailable"
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}  # noqa: RUF012 - read-only, like `code`
+
+
 class PayloadTooLarge(ServiceError):
     status_code = 413
     code = "payload_too_large"
@@ -50,3 +62,14 @@ class PayloadTooLarge(ServiceError):
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The body of every error response."""
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+class UnsupportedMediaType(ServiceError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class InvalidImage(InvalidRequest):
+    """An upload that is an image of a supported kind, but one that cannot or will not be decoded."""
+
+    code = "invalid_image"

@@ -143,6 +143,7 @@ def claim_next(
             attempts=Job.attempts + 1,
             started_at=func.coalesce(Job.started_at, now),
             progress_at=now,
+            waiting_for=None,
         )
         .returning(Job.id, Job.spec, Job.attempts, Job.checkpoint)
         .execution_options(synchronize_session=False)
@@ -205,8 +206,11 @@ def finish(session: Session, job_id: int, token: str, status: Status, error: str
     )
 
 
-def hand_back(session: Session, job_id: int, token: str, checkpoint: str | None) -> None:
-    """A worker shutting down returns its job to the queue, resumable from `checkpoint`; the attempt too."""
+def hand_back(
+    session: Session, job_id: int, token: str, checkpoint: str | None, waiting_for: str | None = None
+) -> None:
+    """A worker shutting down, or out of disk space, returns its job to the queue, resumable from `checkpoint`;
+    the attempt too. `waiting_for` says what the job waits for, when it is more than a free worker."""
     values: dict[str, Any] = {"checkpoint": checkpoint} if checkpoint else {}
     fenced_update(
         session,
@@ -219,6 +223,7 @@ def hand_back(session: Session, job_id: int, token: str, checkpoint: str | None)
         worker_id=None,
         eta_seconds=None,
         attempts=Job.attempts - 1,
+        waiting_for=waiting_for,
     )
 
 

@@ -107,6 +107,8 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # The checkpoint a retry resumes from: a file name under the job's `checkpoints/` folder.
     checkpoint: Mapped[str | None] = mapped_column(String(100))
+    # Why a queued job is not running yet, when something outside it holds it back (a full disk).
+    waiting_for: Mapped[str | None] = mapped_column(Text)
 
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -166,6 +168,8 @@ class Worker(Base):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     job_id: Mapped[int | None] = mapped_column(BigId)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the worker is not taking jobs while alive (no room on its artifact volume); None when it is.
+    problem: Mapped[str | None] = mapped_column(Text)
 
 
 class Sweep(Base):

@@ -33,6 +33,9 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    waiting_for: str | None = Field(
+        None, description="Why a queued job is held back, when it is by more than a busy queue (e.g. a full disk)."
+    )
     device: str | None
     parameter_count: int | None
     attempts: int
@@ -189,13 +192,15 @@ class WorkerOut(BaseModel):
     bf16_native: bool = Field(description="bf16 runs natively on this worker's device (else `bf16` jobs go elsewhere).")
     last_seen_at: datetime
     job_id: int | None
+    problem: str | None = Field(None, description="Why this worker takes no jobs now (e.g. its disk is full).")
 
 
 class Health(BaseModel):
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="`degraded`: up, but some workers cannot take jobs.")
     database: Literal["ok"]
     queue: dict[str, int]
     workers: list[WorkerOut]
+    problems: list[str] = Field(description="What makes the service degraded, one line each; empty when ok.")
 
 
 class ErrorDetail(BaseModel):

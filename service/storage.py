@@ -50,6 +50,10 @@ class ArtifactStore(Protocol):
         """Remove all of a job's checkpoints."""
         ...
 
+    def checkpoint_names(self, job_id: int) -> list[str]:
+        """The names of the job's stored checkpoints, whether or not the job's row points at them."""
+        ...
+
 
 def checkpoint_key(job_id: int, name: str) -> str:
     """Where a job's checkpoint `name` is kept."""
@@ -123,6 +127,10 @@ class LocalStore:
 
     def discard_checkpoints(self, job_id: int) -> None:
         shutil.rmtree(self.root / str(job_id) / "checkpoints", ignore_errors=True)
+
+    def checkpoint_names(self, job_id: int) -> list[str]:
+        folder = self.root / str(job_id) / "checkpoints"
+        return sorted(p.name for p in folder.glob("*.pt")) if folder.is_dir() else []
 
 
 def make_store(artifact_dir: Path) -> ArtifactStore:

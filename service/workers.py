@@ -27,7 +27,7 @@ def register_worker(
     else:
         worker.hostname, worker.pid, worker.device, worker.bf16_native = hostname, pid, device, bf16_native
         worker.started_at = worker.last_seen_at = now
-        worker.stopped_at = worker.job_id = None
+        worker.stopped_at = worker.job_id = worker.problem = None
 
 
 def touch_worker(session: Session, worker_id: str, job_id: int | None) -> None:
@@ -38,3 +38,8 @@ def touch_worker(session: Session, worker_id: str, job_id: int | None) -> None:
 def worker_stopped(session: Session, worker_id: str) -> None:
     """A worker's goodbye, so /health stops listing it at once."""
     session.execute(update(Worker).where(Worker.id == worker_id).values(stopped_at=utcnow(), job_id=None))
+
+
+def set_problem(session: Session, worker_id: str, problem: str | None) -> None:
+    """Why a live worker takes no jobs (shown by /health, which then says `degraded`), or None once it does again."""
+    session.execute(update(Worker).where(Worker.id == worker_id).values(problem=problem))

@@ -10,10 +10,11 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.processes import migrate
-from service import jobs, queries
+from bench.processes import migrate, wait_for
+from service import artifacts, jobs, queries
 from service.config import Settings
-from service.db import transaction
+from service.db import make_engine, make_sessionmaker, transaction
+from service.models import Job
 from service.spec import JobSpec
 from service.storage import make_store
 from worker.publish import ArtifactWriter
@@ -72,6 +73,45 @@ def queue_jobs(sessions: Sessions, n: int = 1, /, **spec: Any) -> list[int]:
     """Queue `n` jobs of `spec` (every other field its default) as POST /jobs does; their ids, oldest first."""
     with transaction(sessions) as s:
         return [jobs.create_job(s, JobSpec.model_validate(spec)).id for _ in range(n)]
+
+
+class Db:
+    """A test's own view of the jobs table, for scenarios whose workers run as processes of their own."""
+
+    def __init__(self, settings: Settings, spec: dict[str, Any] | None = None) -> None:
+        self.sessions = make_sessionmaker(make_engine(settings.database_url))
+        self.spec = spec or {}
+
+    def submit(self, **spec: object) -> int:
+        """Queue one job of the base spec, with `spec`'s fields changed."""
+        (job_id,) = queue_jobs(self.sessions, **{**self.spec, **spec})
+        return job_id
+
+    def job(self, job_id: int) -> Job:
+        with transaction(self.sessions) as s:
+            return s.get_one(Job, job_id)
+
+    def epochs(self, job_id: int) -> list[tuple[int, float]]:
+        with transaction(self.sessions) as s:
+            return [(m.epoch, m.train_loss) for m in s.get_one(Job, job_id).metrics]
+
+    def kernel_history(self, job_id: int) -> list[int]:
+        """The epochs whose kernel numbers the job published, in order, each as often as it is listed."""
+        with transaction(self.sessions) as s:
+            rows = queries.artifact_rows(s, job_id, prefix=artifacts.KERNEL_HISTORY_PREFIX)
+            return [e for r in rows if (e := artifacts.parse_kernel_history(r.name)) is not None]
+
+    def details(self, job_id: int) -> list[dict]:
+        """Each epoch's further measurements, in epoch order."""
+        with transaction(self.sessions) as s:
+            return [m.details for m in s.get_one(Job, job_id).metrics]
+
+    def when(self, job_id: int, what: str, test, timeout: float = 120) -> Job:
+        def check() -> Job | None:
+            job = self.job(job_id)
+            return job if test(job) else None
+
+        return wait_for(check, timeout, what)
 
 
 def publish_artifact(settings: Settings, sessions: Sessions, claim: jobs.Claim, name: str, data: bytes) -> Path:

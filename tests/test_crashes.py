@@ -11,11 +11,9 @@ import pytest
 import torch
 
 from bench.processes import ROOT, STARTED, start_worker, stop, wait_for
-from service import artifacts, queries
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker, transaction
-from service.models import FINISHED, Job
-from tests.helpers import make_settings, queue_jobs
+from service.models import FINISHED
+from tests.helpers import Db, make_settings
 from worker import checkpoint
 from worker.loop import Worker
 
@@ -49,41 +47,6 @@ def both_databases(tmp_path: Path, database_url: str) -> Settings:
     return short_leases(tmp_path, database_url)
 
 
-class Db:
-    def __init__(self, settings: Settings) -> None:
-        self.sessions = make_sessionmaker(make_engine(settings.database_url))
-
-    def submit(self, **spec: object) -> int:
-        (job_id,) = queue_jobs(self.sessions, **{**SPEC, **spec})
-        return job_id
-
-    def job(self, job_id: int) -> Job:
-        with transaction(self.sessions) as s:
-            return s.get_one(Job, job_id)
-
-    def epochs(self, job_id: int) -> list[tuple[int, float]]:
-        with transaction(self.sessions) as s:
-            return [(m.epoch, m.train_loss) for m in s.get_one(Job, job_id).metrics]
-
-    def kernel_history(self, job_id: int) -> list[int]:
-        """The epochs whose kernel numbers the job published, in order, each as often as it is listed."""
-        with transaction(self.sessions) as s:
-            rows = queries.artifact_rows(s, job_id, prefix=artifacts.KERNEL_HISTORY_PREFIX)
-            return [e for r in rows if (e := artifacts.parse_kernel_history(r.name)) is not None]
-
-    def details(self, job_id: int) -> list[dict]:
-        """Each epoch's further measurements, in epoch order."""
-        with transaction(self.sessions) as s:
-            return [m.details for m in s.get_one(Job, job_id).metrics]
-
-    def when(self, job_id: int, what: str, test, timeout: float = 120) -> Job:
-        def check() -> Job | None:
-            job = self.job(job_id)
-            return job if test(job) else None
-
-        return wait_for(check, timeout, what)
-
-
 def assert_same_history(resumed: list[dict], uninterrupted: list[dict]) -> None:
     """One record per epoch, each with all 10 step losses, and the same measurements as a run that was not stopped."""
     assert [len(d["step_losses"]) for d in resumed] == [10] * len(uninterrupted)
@@ -103,7 +66,7 @@ def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_
     both_databases: Settings, tmp_path: Path
 ) -> None:
     settings = both_databases
-    db = Db(settings)
+    db = Db(settings, SPEC)
     job_id = db.submit(epochs=3, seed=5)
     victim = start_worker(settings, tmp_path / "victim.log")
     db.when(job_id, "epoch 2 to begin", mid_epoch(2))
@@ -128,7 +91,7 @@ def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_
 
 
 def test_sigstop_past_the_lease_then_sigcont_changes_nothing(settings: Settings, tmp_path: Path) -> None:
-    db = Db(settings)
+    db = Db(settings, SPEC)
     job_id = db.submit(epochs=3)
     paused = start_worker(settings, tmp_path / "paused.log")
     db.when(job_id, "training to start", mid_epoch(1))
@@ -153,7 +116,7 @@ def test_sigstop_past_the_lease_then_sigcont_changes_nothing(settings: Settings,
 def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts_and_others_run(
     settings: Settings, tmp_path: Path
 ) -> None:
-    db = Db(settings)
+    db = Db(settings, SPEC)
     doomed = db.submit(epochs=50, max_attempts=2)
     fine = db.submit(epochs=1)
     for attempt in (1, 2):  # the test plays the OOM killer: each worker dies as soon as it runs `doomed`
@@ -172,7 +135,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts_and_oth
 
 
 def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settings: Settings, tmp_path: Path) -> None:
-    db = Db(settings)
+    db = Db(settings, SPEC)
     job_id = db.submit(epochs=2)
     worker = start_worker(settings, tmp_path / "first.log")
     db.when(job_id, "epoch 2 to begin", mid_epoch(2))
@@ -201,7 +164,7 @@ def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settin
 
 
 def test_second_sigterm_exits_at_once_and_the_lease_brings_the_job_back(settings: Settings, tmp_path: Path) -> None:
-    db = Db(settings)
+    db = Db(settings, SPEC)
     job_id = db.submit(epochs=2)
     worker = start_worker(settings, tmp_path / "twice.log")
     db.when(job_id, "training to start", mid_epoch(1))
@@ -220,7 +183,7 @@ def test_second_sigterm_exits_at_once_and_the_lease_brings_the_job_back(settings
 
 
 def test_a_job_past_max_runtime_is_stopped_and_failed(settings: Settings) -> None:
-    db = Db(settings)
+    db = Db(settings, SPEC)
     job_id = db.submit(epochs=50, max_runtime_seconds=3)
     Worker(settings).run(burst=True)
     job = db.job(job_id)

@@ -2,7 +2,9 @@
 
 A first SIGTERM/SIGINT stops claiming and makes the running job checkpoint and go back to the queue;
 a second one exits at once (the lease then brings the job back). Each pass also reaps jobs whose
-workers died, so any live worker recovers them.
+workers died, so any live worker recovers them: but not within one lease of this worker's own database
+trouble, since an outage silences every owner's heartbeat too (see `worker.retry`). A worker whose artifact
+volume has no room for a job's files takes none until it has, and says why in /health.
 """
 
 import logging
@@ -15,13 +17,15 @@ from collections.abc import Callable
 from types import FrameType
 
 import torch
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs, workers
 from service.config import Settings
-from service.db import make_engine, make_sessionmaker, transaction
+from service.db import is_connection_error, make_engine, make_sessionmaker, transaction
 from service.storage import ArtifactStore, make_store
+from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
 from worker.hooks import StopReason
 from worker.runner import JobRun
@@ -45,7 +49,7 @@ class Worker:
 
     def __init__(self, settings: Settings, worker_id: str | None = None, run_factory: RunFactory = JobRun) -> None:
         self.settings = settings
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url, settings.db_timeout_seconds)
         self.sessions = make_sessionmaker(engine=self.engine)
         self.store = make_store(settings.artifact_dir)
         self.run_factory = run_factory
@@ -56,6 +60,8 @@ class Worker:
         self.stopping = threading.Event()
         self.signals = 0
         self.current: JobRun | None = None
+        self.outages = retry.outages(self.sessions)
+        self.problem: str | None = None  # why this worker takes no jobs now (no room for their files)
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -80,10 +86,13 @@ class Worker:
 
     def run(self, burst: bool = False) -> None:
         """Work until stopped, or, with `burst`, until the queue has nothing for this worker."""
-        with transaction(self.sessions) as session:
-            workers.register_worker(
-                session, self.id, socket.gethostname(), os.getpid(), self.device, bf16_native=self.bf16_native
-            )
+        host, pid = socket.gethostname(), os.getpid()
+        retry.write(
+            self.sessions,
+            lambda session: workers.register_worker(session, self.id, host, pid, self.device, self.bf16_native),
+            f"worker {self.id}: registering",
+            self.stopping.is_set,
+        )
         log.info(
             "worker %s: ready on %s (bf16 %s), polling %s",
             self.id,
@@ -95,28 +104,47 @@ class Worker:
             while not self.stopping.is_set():
                 try:
                     ran = self.run_once()
-                except OperationalError as exc:  # the database is away for a moment: wait, then go on
-                    log.warning("worker %s: database error, retrying: %s", self.id, exc)
+                except (DBAPIError, PoolTimeout) as exc:
+                    if not is_connection_error(exc):
+                        raise
+                    self.outages.note()  # the database is away for a moment: wait, then go on
+                    log.warning("worker %s: database unavailable, retrying: %s", self.id, retry.first_line(exc))
                     ran = False
                 if not ran:
                     if burst:
                         break
                     self.stopping.wait(self.settings.poll_seconds)
         finally:
-            with transaction(self.sessions) as session:
-                workers.worker_stopped(session, self.id)
+            try:
+                with transaction(self.sessions) as session:
+                    workers.worker_stopped(session, self.id)
+            except (DBAPIError, PoolTimeout) as exc:  # /health stops listing it once its heartbeat is old
+                log.warning("worker %s: could not say goodbye: %s", self.id, retry.first_line(exc))
             self.engine.dispose()
             log.info("worker %s: stopped", self.id)
 
     def run_once(self) -> bool:
         """Reap expired leases, claim one job and run it; False when there was nothing to claim."""
         s = self.settings
+        problem = self._disk_problem()
+        # An owner cut off by the same outage renews its lease within a heartbeat of the database's return.
+        may_reap = self.outages.calm_for() >= s.lease_seconds
         with transaction(self.sessions) as session:
-            reaped = jobs.reap_expired(session)
+            reaped = jobs.reap_expired(session) if may_reap else 0
             workers.touch_worker(session, self.id, None)
-            claim = jobs.claim_next(
-                session, self.id, self.device != "cpu", s.lease_seconds, s.worker_alive_seconds, self.bf16_native
-            )
+            if problem != self.problem:
+                workers.set_problem(session, self.id, problem)
+            claim = None
+            if problem is None:
+                claim = jobs.claim_next(
+                    session, self.id, self.device != "cpu", s.lease_seconds, s.worker_alive_seconds, self.bf16_native
+                )
+        if problem != self.problem:
+            if problem:
+                log.warning("worker %s: taking no jobs: %s", self.id, problem)
+            else:
+                log.info("worker %s: there is room on the artifact volume again; taking jobs", self.id)
+            self.problem = problem
         if reaped:
             log.info("worker %s: took back %d job(s) whose worker stopped responding", self.id, reaped)
         if claim is None:
@@ -133,7 +161,17 @@ class Worker:
         finally:
             beat.stop()
             self.current = None
+        if run.disk_full is not None:
+            self.problem = None  # recorded afresh by the next pass, which finds the disk as the job did
         return True
+
+    def _disk_problem(self) -> str | None:
+        """Why this worker should not claim: its artifact volume has no room for a job's biggest file."""
+        try:
+            disk.require(self.settings.artifact_dir, disk.any_job_needs() - disk.MARGIN_BYTES)
+        except disk.DiskFull as full:
+            return str(full)
+        return None
 
 
 class Heartbeat(threading.Thread):
@@ -164,8 +202,11 @@ class Heartbeat(threading.Thread):
             except jobs.LeaseLost:
                 self.run_.stop_reason = StopReason.LEASE
                 return
-            except OperationalError as exc:  # try again next beat; the lease has slack for a few misses
-                log.warning("job %s: heartbeat failed: %s", claim.job_id, exc)
+            except (DBAPIError, PoolTimeout) as exc:  # try again next beat; the lease has slack for a few misses
+                if not is_connection_error(exc):
+                    raise
+                self.worker.outages.note()
+                log.warning("job %s: heartbeat failed: %s", claim.job_id, retry.first_line(exc))
                 continue
             if cancel and self.run_.stop_reason is None:
                 self.run_.stop_reason = StopReason.CANCEL

@@ -6,7 +6,7 @@ and the drawn kernels' numbers for that epoch (`history/kernels/eNNNN.npz`, epoc
 from which the API draws any epoch's grids and the evolution GIFs. Runs on the publisher's thread.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,36 +47,54 @@ class JobPictures:
         """Before the first step (or again on a resume): the initial grids and epoch 0's numbers."""
         s = self.spec
         self.title = figures.run_title(s.dataset, s.optimizer, s.learning_rate, s.batch_size, s.image_size, precision)
-        self._kernels("initial", initial, 0)
-        self.files.publish(artifacts.kernel_history(0), lambda p: save_kernels(initial, p))
+        self._publish_all(
+            [*self._kernels("initial", initial, 0), (artifacts.kernel_history(0), lambda p: save_kernels(initial, p))]
+        )
 
     def epoch(self, rows: list[dict[str, Any]], initial: Kernels, trained: Kernels) -> None:
-        """After an epoch: `rows` are every epoch's records so far (as `EpochResult`s), the last one this epoch's."""
+        """After an epoch: `rows` are every epoch's records so far (as `EpochResult`s), the last one this epoch's.
+
+        Each file is published on its own: one that fails does not cost the others (the first error is raised
+        once all were tried).
+        """
         last, total = rows[-1], self.spec.epochs
         epoch = last["epoch"]
-        self.files.publish(artifacts.kernel_history(epoch), lambda p: save_kernels(trained, p))
-        self.files.publish(
-            artifacts.CURVES,
-            lambda p: figures.draw_curves(rows, p, self.title, steps=step_points(rows), epochs_total=total),
-        )
-        self._kernels("trained", trained, epoch)
         diff = Kernels(conv1=trained.conv1 - initial.conv1, conv2=trained.conv2 - initial.conv2)
-        self._kernels("diff", diff, epoch)
+        files: list[tuple[str, Callable[[Path], object]]] = [
+            (artifacts.kernel_history(epoch), lambda p: save_kernels(trained, p)),
+            (
+                artifacts.CURVES,
+                lambda p: figures.draw_curves(rows, p, self.title, steps=step_points(rows), epochs_total=total),
+            ),
+            (artifacts.METRICS_CSV, lambda p: p.write_text(artifacts.metrics_csv(rows))),
+            *self._kernels("trained", trained, epoch),
+            *self._kernels("diff", diff, epoch),
+            (artifacts.WEIGHT_CHANGE, lambda p: figures.draw_weight_change(rows, p, self.title)),
+        ]
         if last.get("classes"):
             confusion, classes = last["confusion"], last["classes"]
-            self.files.publish(
-                artifacts.CONFUSION, lambda p: figures.draw_confusion(confusion, classes, epoch, p, self.title)
-            )
-            self.files.publish(artifacts.MISTAKES, lambda p: self._mistakes(last, p))
-        self.files.publish(artifacts.WEIGHT_CHANGE, lambda p: figures.draw_weight_change(rows, p, self.title))
-        self.files.publish(artifacts.METRICS_CSV, lambda p: p.write_text(artifacts.metrics_csv(rows)))
+            files += [
+                (artifacts.CONFUSION, lambda p: figures.draw_confusion(confusion, classes, epoch, p, self.title)),
+                (artifacts.MISTAKES, lambda p: self._mistakes(last, p)),
+            ]
+        self._publish_all(files)
 
-    def _kernels(self, stage: Stage, k: Kernels, epoch: int) -> None:
+    def _publish_all(self, files: list[tuple[str, Callable[[Path], object]]]) -> None:
+        first: Exception | None = None
+        for name, write in files:
+            try:
+                self.files.publish(name, write)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def _kernels(self, stage: Stage, k: Kernels, epoch: int) -> list[tuple[str, Callable[[Path], object]]]:
         f = self.spec.conv2_filter
-        self.files.publish(artifacts.kernel_image("conv1", stage), lambda p: plots.draw_conv1(k.conv1, stage, epoch, p))
-        self.files.publish(
-            artifacts.kernel_image("conv2", stage), lambda p: plots.draw_conv2(k.conv2, stage, epoch, f, p)
-        )
+        return [
+            (artifacts.kernel_image("conv1", stage), lambda p: plots.draw_conv1(k.conv1, stage, epoch, p)),
+            (artifacts.kernel_image("conv2", stage), lambda p: plots.draw_conv2(k.conv2, stage, epoch, f, p)),
+        ]
 
     def _mistakes(self, record: dict[str, Any], path: Path) -> None:
         mistakes = record["mistakes"]

@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import artifacts, jobs, records
-from service.db import transaction
 from service.storage import ArtifactStore
+from worker import disk, retry
 
 log = logging.getLogger("worker")
 
@@ -55,8 +55,14 @@ class Publisher:
 class ArtifactWriter:
     """Writes one claim's artifacts: staged in the claim's own folder, published under its lease."""
 
-    def __init__(self, store: ArtifactStore, sessions: sessionmaker[Session], claim: jobs.Claim) -> None:
-        self.store, self.sessions, self.claim = store, sessions, claim
+    def __init__(
+        self,
+        store: ArtifactStore,
+        sessions: sessionmaker[Session],
+        claim: jobs.Claim,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.store, self.sessions, self.claim, self.give_up = store, sessions, claim, give_up
 
     @property
     def staging(self) -> Path:
@@ -64,21 +70,36 @@ class ArtifactWriter:
         return self.store.staging(self.claim.job_id, self.claim.token)
 
     def publish(self, name: str, write: Callable[[Path], object]) -> None:
-        """Write the artifact `name` with `write(path)`; if this worker still holds the job, make it current."""
+        """Write the artifact `name` with `write(path)`; if this worker still holds the job, make it current.
+
+        A full disk raises DiskFull (naming the volume), whatever error the writer itself gave.
+        """
         staged = self.staging / name.replace("/", "-")
-        write(staged)
+        try:
+            write(staged)
+        except (OSError, RuntimeError, ValueError) as exc:
+            full = disk.as_disk_full(exc, staged)
+            if full is not None:
+                raise full from exc
+            raise
         job_id, token = self.claim.job_id, self.claim.token
         size = staged.stat().st_size
-        with transaction(self.sessions) as session:
-            records.record_artifact(
-                session,
-                job_id,
-                token,
-                name,
-                artifacts.content_type(name),
-                size,
-                publish=lambda: self.store.publish(job_id, token, name, staged),
-            )
+        published: list[str] = []
+
+        def make_current() -> str:
+            # Once only: a retry after a commit that failed finds the file already moved into place.
+            if not published:
+                published.append(self.store.publish(job_id, token, name, staged))
+            return published[0]
+
+        retry.write(
+            self.sessions,
+            lambda session: records.record_artifact(
+                session, job_id, token, name, artifacts.content_type(name), size, publish=make_current
+            ),
+            f"job {job_id}: recording {name}",
+            self.give_up,
+        )
 
     def discard(self) -> None:
         """Remove whatever this claim staged and did not publish."""

@@ -3,6 +3,10 @@
 Every write is fenced by the claim's lease token (see `worker.publish` and `worker.checkpoint`). Metrics
 are recorded as each epoch ends; checkpoints and pictures are written on the publisher's background
 thread while the next epoch trains.
+
+What is not the job's fault does not fail it: a database write that cannot get through is retried until it does
+(`worker.retry`), and a full disk sends the job back to the queue, its attempt not spent, to resume from its last
+checkpoint once there is room (`worker.disk`).
 """
 
 import logging
@@ -10,19 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import artifacts, jobs, records
+from service import artifacts, jobs, queries, records
 from service.config import Settings
-from service.db import transaction
 from service.models import Status
 from service.storage import ArtifactStore
-from worker import checkpoint
+from worker import checkpoint, disk, retry
 from worker.checkpoint import Checkpoints
 from worker.data import DataError, Dataset, load_dataset
+from worker.disk import DiskFull
 from worker.hardware import TrainingError, check_precision, resolve_device
 from worker.hooks import EpochEnd, StartInfo, Stopped, StopReason
 from worker.pictures import JobPictures
@@ -30,6 +34,7 @@ from worker.publish import ArtifactWriter, Publisher
 from worker.train import fit
 
 log = logging.getLogger("worker")
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,12 +62,14 @@ class JobRun:
         self, settings: Settings, sessions: sessionmaker[Session], store: ArtifactStore, claim: jobs.Claim
     ) -> None:
         self.settings, self.sessions, self.claim = settings, sessions, claim
-        self.files = ArtifactWriter(store, sessions, claim)
-        self.checkpoints = Checkpoints(store, sessions, claim)
+        self.files = ArtifactWriter(store, sessions, claim, self._give_up)
+        self.checkpoints = Checkpoints(store, sessions, claim, self._give_up)
         self.publisher = Publisher(claim.job_id)
         self.progress = Progress()
         # Set from other threads: CANCEL or LEASE by the heartbeat, SHUTDOWN by a signal.
         self.stop_reason: StopReason | None = None
+        # Why the job went back to the queue for want of disk space, if it did: the worker then pauses claiming.
+        self.disk_full: DiskFull | None = None
         self.deadline: float | None = None
         self.resume_step = 0
         self.pictures: JobPictures  # once the data is loaded: the mistakes grid shows test images
@@ -79,10 +86,13 @@ class JobRun:
             data = self.load_data()
             self.pictures = JobPictures(self.files, spec, data)
             resume = self._resume()
+            epochs_left = spec.epochs - (len(resume["history"]) if resume else 0)
+            disk.require(self.files.staging, disk.largest_write(spec, epochs_left))
             if spec.max_runtime_seconds:
                 self.deadline = time.monotonic() + spec.max_runtime_seconds
             fit(spec, data, self, resume)
             # The last epoch's pictures are drawing in the background; save the weights meanwhile.
+            disk.require(self.files.staging, disk.weights_bytes())
             self.files.publish(artifacts.WEIGHTS, lambda p: checkpoint.save(self._state_dict(), p))
             self.publisher.wait()
             status = self._end(Status.SUCCEEDED)
@@ -94,6 +104,11 @@ class JobRun:
             return self._stopped(stop)
         except jobs.LeaseLost:
             log.warning("job %s: lease lost; another worker owns it now", job_id)
+            return None
+        except DiskFull as full:
+            return self._wait_for_disk(full)
+        except retry.DatabaseAway as away:
+            log.warning("%s; stopping, and leaving the job to its lease", away)
             return None
         except (DataError, TrainingError) as exc:
             return self._end(Status.FAILED, str(exc))
@@ -113,6 +128,14 @@ class JobRun:
         spec = self.claim.spec
         return load_dataset(spec.dataset, self.settings.data_dir, spec.train_samples, spec.test_samples, spec.seed)
 
+    def _write(self, work: Callable[[Session], T], what: str) -> T:
+        """One database write for this job, retried while the database is unreachable (see `worker.retry`)."""
+        return retry.write(self.sessions, work, f"job {self.claim.job_id}: {what}", self._give_up)
+
+    def _give_up(self) -> bool:
+        """Whether a database write should stop retrying: the worker is shutting down, or lost the job anyway."""
+        return self.stop_reason in (StopReason.SHUTDOWN, StopReason.LEASE)
+
     def _stopped(self, stop: Stopped) -> Status | None:
         job_id = self.claim.job_id
         if stop.reason == StopReason.LEASE:
@@ -122,6 +145,11 @@ class JobRun:
             self.publisher.wait()  # the previous epoch's checkpoint and pictures first
         except jobs.LeaseLost:
             log.warning("job %s: lease lost while stopping; leaving it to its new owner", job_id)
+            return None
+        except DiskFull as full:
+            return self._wait_for_disk(full)
+        except retry.DatabaseAway as away:
+            log.warning("%s; leaving the job to its lease", away)
             return None
         if stop.reason == StopReason.SHUTDOWN and stop.checkpoint is not None:
             name = self.checkpoints.save(stop.checkpoint(), mid_epoch=True)
@@ -136,16 +164,33 @@ class JobRun:
             return self._end(Status.FAILED, f"stopped after running longer than max_runtime_seconds ({limit:g} s)")
         return self._end(Status.CANCELLED)
 
+    def _wait_for_disk(self, full: DiskFull) -> Status | None:
+        """Hand the job back to the queue with the reason shown on it; its attempt is not spent."""
+        job_id, token = self.claim.job_id, self.claim.token
+        self.disk_full = full
+        self.publisher.close()
+        log.warning("job %s: %s; back to the queue until there is room", job_id, full)
+        try:
+            self._write(lambda s: jobs.hand_back(s, job_id, token, None, waiting_for=str(full)), "handing it back")
+        except (jobs.LeaseLost, retry.DatabaseAway):
+            return None
+        return Status.QUEUED
+
     def _end(self, status: Status, error: str | None = None) -> Status | None:
+        job_id, token = self.claim.job_id, self.claim.token
         if status != Status.SUCCEEDED:
             self.publisher.close()  # let pictures already under way land before the job is marked
         try:
-            with transaction(self.sessions) as session:
-                jobs.finish(session, self.claim.job_id, self.claim.token, status, error)
+            self._write(lambda s: jobs.finish(s, job_id, token, status, error), f"marking it {status}")
         except jobs.LeaseLost:
-            log.warning("job %s: lease lost before it could be marked %s", self.claim.job_id, status)
+            # After a connection lost during the commit, the retry finds its own write done: not a lost lease.
+            if self._write(lambda s: queries.job_row(s, job_id).status, "reading its status") != status:
+                log.warning("job %s: lease lost before it could be marked %s", job_id, status)
+                return None
+        except retry.DatabaseAway as away:
+            log.warning("%s; leaving the job to its lease", away)
             return None
-        log.info("job %s: %s%s", self.claim.job_id, status, f" ({error})" if error else "")
+        log.info("job %s: %s%s", job_id, status, f" ({error})" if error else "")
         return status
 
     def _resume(self) -> dict[str, Any] | None:
@@ -164,10 +209,11 @@ class JobRun:
         self.progress = Progress(
             steps_done=done, steps_total=info.steps_total, steps_at_start=done, started=time.monotonic()
         )
-        with transaction(self.sessions) as session:
-            records.training_started(
-                session, self.claim.job_id, self.claim.token, info.device, info.parameter_count, info.steps_total
-            )
+        job_id, token = self.claim.job_id, self.claim.token
+        self._write(
+            lambda s: records.training_started(s, job_id, token, info.device, info.parameter_count, info.steps_total),
+            "recording its start",
+        )
         log.info(
             "job %s: training on %s (%s), %d parameters, %d steps, from epoch %d",
             self.claim.job_id,
@@ -189,8 +235,7 @@ class JobRun:
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         r, job_id, token = end.result, self.claim.job_id, self.claim.token
-        with transaction(self.sessions) as session:
-            records.record_epoch(session, job_id, token, asdict(r))
+        self._write(lambda s: records.record_epoch(s, job_id, token, asdict(r)), f"recording epoch {r.epoch}")
         log.info(
             "job %s: epoch %d/%d train_loss=%.4f test_loss=%.4f test_accuracy=%.4f (%.1f s, %.0f images/s)",
             job_id,
@@ -206,7 +251,7 @@ class JobRun:
         # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
         # one epoch, redone from the previous checkpoint.
         final = r.epoch == self.claim.spec.epochs
-        snapshot = None if final else to_cpu_copy(end.checkpoint())
+        snapshot = None if final else checkpoint.to_cpu_copy(end.checkpoint())
         rows = [asdict(h) for h in end.history]
         initial, trained = end.initial, end.trained
 
@@ -216,14 +261,3 @@ class JobRun:
             self.pictures.epoch(rows, initial, trained)
 
         self.publisher.submit(files)
-
-
-def to_cpu_copy(state: Any) -> Any:
-    """A copy of a checkpoint dict that training can no longer change (tensors cloned to host memory)."""
-    if isinstance(state, torch.Tensor):
-        return state.detach().to("cpu", copy=True)
-    if isinstance(state, dict):
-        return {k: to_cpu_copy(v) for k, v in state.items()}
-    if isinstance(state, list | tuple):
-        return type(state)(to_cpu_copy(v) for v in state)
-    return state

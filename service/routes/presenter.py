@@ -40,6 +40,7 @@ def job_out(job: Job | Row[Any]) -> JobOut:
         started_at=job.started_at,
         finished_at=job.finished_at,
         error=job.error,
+        waiting_for=job.waiting_for,
         device=job.device,
         parameter_count=job.parameter_count,
         attempts=job.attempts,
