@@ -98,5 +98,6 @@ def chart_request(comparison: CompareOut, metric: Metric) -> dict[str, Any]:
             }
             for j in comparison.jobs
         ],
-        "shared": label({f: first[f] for f in shared}) if first else "",
+        # Commas here: a dozen fields joined by spaces alone run together.
+        "shared": label({f: first[f] for f in shared}, separator=", ") if first else "",
     }

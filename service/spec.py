@@ -125,10 +125,10 @@ def _words(field: str, value: Any) -> str:
     }.get(field, lambda: str(value))()
 
 
-def label(values: Mapping[str, Any]) -> str:
+def label(values: Mapping[str, Any], separator: str = " ") -> str:
     """Some spec fields in a few words, in LABEL_ORDER: {"optimizer": "sgd", "learning_rate": 0.01} → "sgd lr 1e-2"."""
     order = [f for f in LABEL_ORDER if f in values] + sorted(set(values) - set(LABEL_ORDER))
-    return " ".join(_words(f, values[f]) for f in order)
+    return separator.join(_words(f, values[f]) for f in order)
 
 
 def differing_fields(specs: Sequence[Mapping[str, Any]]) -> list[str]:
