@@ -1,7 +1,8 @@
 """The FastAPI application factory: settings in, app out, every error in one JSON shape."""
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import images
 from service.config import Settings, get_settings
 from service.db import is_connection_error, is_sqlite, make_engine, make_sessionmaker
 from service.deps import Database, require_token
 from service.errors import DatabaseUnavailable, ServiceError, error_body
+from service.predictor import Predictor
 from service.renderer import Renderer
 from service.routes import PROTECTED, PUBLIC
 from service.routes.presenter import ERRORS
@@ -29,12 +32,17 @@ log = logging.getLogger("service")
 # Files the API serves as they are: Swagger UI's and ReDoc's pinned assets.
 STATIC = Path(__file__).resolve().parent / "static"
 
+# An image upload: the image (images.MAX_BYTES, checked by the route) and room for the multipart framing around it.
+PREDICT_PATH = re.compile(r"/jobs/[^/]+/predict")
+PREDICT_BODY_BYTES = images.MAX_BYTES + 64 * 1024
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    415: "unsupported_media_type",
 }
 
 
@@ -49,21 +57,25 @@ def _error(
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413, whether or not they declare a Content-Length."""
+    """Refuse request bodies over `limit` bytes with 413, whether or not they declare a Content-Length.
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    Paths matching one of `larger`'s patterns have that pattern's limit instead (image uploads).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, larger: Sequence[tuple[re.Pattern[str], int]] = ()) -> None:
+        self.app, self.limit, self.larger = app, limit, larger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = _error(413, "payload_too_large", f"request body over {self.limit} bytes")
+        limit = next((n for pattern, n in self.larger if pattern.fullmatch(scope["path"])), self.limit)
+        too_large = _error(413, "payload_too_large", f"request body over {limit} bytes")
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await too_large(scope, receive, send)
             return
-        # Job specs are tiny: read the whole body (up to the limit) before the app sees it.
+        # Job specs are tiny, images a few MB: read the whole body (up to the limit) before the app sees it.
         chunks, size, more = [], 0, True
         while more:
             message = await receive()
@@ -71,7 +83,7 @@ class BodyLimit:
                 break
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
-            if size > self.limit:
+            if size > limit:
                 await too_large(scope, receive, send)
                 return
             more = message.get("more_body", False)
@@ -110,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await app.state.renderer.close()
+        await app.state.predictor.close()
         engine.dispose()
 
     app = FastAPI(
@@ -129,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_database = Database(make_sessionmaker(engine, read_only=True), inline=read_inline, timeout=timeout)
     app.state.store = make_store(settings.artifact_dir)
     app.state.renderer = Renderer(settings.cache_dir)
+    app.state.predictor = Predictor()
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
@@ -171,5 +185,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     for router in PROTECTED:
         app.include_router(router, dependencies=[Depends(require_token)], responses=ERRORS)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=[(PREDICT_PATH, PREDICT_BODY_BYTES)])
     return app

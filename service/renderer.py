@@ -1,19 +1,18 @@
 """Pictures of a job's history, drawn on request by a child process (`python -m worker.render`).
 
-The API process never loads numpy or matplotlib: it keeps one drawing process, started on the first request
-and restarted if it dies, sends it one JSON request at a time, and caches what it drew under `cache_dir` by a
-key that changes whenever the numbers behind the picture change. A request that takes longer than `timeout`
-kills the process (the next request starts another) and answers 503.
+The API process never loads numpy or matplotlib: it keeps one drawing process (`service.child`), sends it one
+JSON request at a time, and caches what it drew under `cache_dir` by a key that changes whenever the numbers
+behind the picture change. A request that takes longer than `timeout` kills the process (the next request starts
+another) and answers 503.
 """
 
 import asyncio
 import hashlib
-import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
+from service.child import ChildProcess
 from service.errors import ServiceUnavailable
 
 log = logging.getLogger("service")
@@ -26,8 +25,8 @@ class Renderer:
     """The API's drawing process and its cache."""
 
     def __init__(self, cache_dir: Path, timeout: float = 60.0) -> None:
-        self.cache_dir, self.timeout = cache_dir, timeout
-        self.process: asyncio.subprocess.Process | None = None
+        self.cache_dir = cache_dir
+        self.child = ChildProcess("worker.render", "drawing", timeout)
         self.lock = asyncio.Lock()
         self.requests = 0
 
@@ -36,43 +35,17 @@ class Renderer:
         out = self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}{suffix}"
         if out.is_file():
             return out
-        async with self.lock:  # one drawing at a time: the process answers in order
+        async with self.lock:  # one drawing at a time
             if out.is_file():  # drawn while this request waited
                 return out
             self.requests += 1
-            answer = await self._ask({**request, "id": self.requests, "out": str(out)})
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            answer = await self.child.ask({**request, "id": self.requests, "out": str(out)})
         if "error" in answer:
             log.error("drawing %s failed: %s", request.get("kind"), answer["error"])
             raise ServiceUnavailable(f"the picture could not be drawn: {answer['error']}")
         self._prune()
         return out
-
-    async def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        process = await self._process()
-        assert process.stdin is not None and process.stdout is not None
-        try:
-            process.stdin.write(json.dumps(request).encode() + b"\n")
-            await process.stdin.drain()
-            line = await asyncio.wait_for(process.stdout.readline(), self.timeout)
-        except (TimeoutError, ConnectionError) as exc:
-            await self.close()
-            raise ServiceUnavailable(f"drawing took longer than {self.timeout:g} s; try again") from exc
-        if not line:
-            await self.close()
-            raise ServiceUnavailable("the drawing process stopped; try again")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
-
-    async def _process(self) -> asyncio.subprocess.Process:
-        if self.process is None or self.process.returncode is not None:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                self.process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "worker.render", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-                )
-            except OSError as exc:
-                raise ServiceUnavailable(f"the drawing process could not start: {exc}") from exc
-        return self.process
 
     def _prune(self) -> None:
         files = sorted(self.cache_dir.glob("*.*"), key=lambda p: p.stat().st_mtime)
@@ -81,7 +54,4 @@ class Renderer:
 
     async def close(self) -> None:
         """Stop the drawing process, if there is one."""
-        process, self.process = self.process, None
-        if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
+        await self.child.close()

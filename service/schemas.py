@@ -184,6 +184,38 @@ class CompareOut(BaseModel):
     links: dict[str, str]
 
 
+class Prediction(BaseModel):
+    # `class` is a Python keyword: the field has another name in Python, and is always written out as `class`.
+    model_config = ConfigDict(serialize_by_alias=True, validate_by_name=True)
+
+    class_: str = Field(alias="class", description="A class name, as the job's dataset names it.")
+    probability: float = Field(description="0–1; the softmax of the network's output.")
+
+
+class PredictionOut(BaseModel):
+    """What a trained job makes of an image: its five most likely classes, best first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": 1,
+                    "predictions": [
+                        {"class": "cat", "probability": 0.71},
+                        {"class": "dog", "probability": 0.18},
+                        {"class": "deer", "probability": 0.05},
+                        {"class": "frog", "probability": 0.03},
+                        {"class": "bird", "probability": 0.01},
+                    ],
+                }
+            ]
+        }
+    )
+
+    job_id: int
+    predictions: list[Prediction]
+
+
 class WorkerOut(BaseModel):
     id: str
     hostname: str

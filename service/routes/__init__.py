@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.routes import compare, docs, files, health, history, jobs, metrics, sweeps
+from service.routes import compare, docs, files, health, history, jobs, metrics, predict, sweeps
 
 # /health and the docs answer without a token; the others need one when API_TOKEN is set.
 PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router)
@@ -13,4 +13,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     files.router,
     sweeps.router,
     compare.router,
+    predict.router,
 )

@@ -67,6 +67,7 @@ def job_out(job: Job | Row[Any]) -> JobOut:
             "mistakes": f"{base}/mistakes.png",
             "artifacts": f"{base}/artifacts",
             "rerun": f"{base}/rerun",
+            "predict": f"{base}/predict",
             **({"sweep": f"/sweeps/{job.sweep_id}"} if job.sweep_id is not None else {}),
         },
     )

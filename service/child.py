@@ -1,0 +1,61 @@
+"""A helper process that the API keeps for work it must not do itself (drawing with matplotlib, inference with torch).
+
+It is started on first use (so the API starts without loading any of that), restarted if it dies, and spoken to
+one JSON line at a time over stdin/stdout. An answer that takes longer than `timeout` kills it: the request gets a
+503 and the next one starts a fresh process.
+"""
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from service.errors import ServiceUnavailable
+
+
+class ChildProcess:
+    """`python -m <module>`, answering one JSON request per line, one request at a time."""
+
+    def __init__(self, module: str, what: str, timeout: float) -> None:
+        self.module, self.what, self.timeout = module, what, timeout
+        self.process: asyncio.subprocess.Process | None = None
+        self.lock = asyncio.Lock()
+
+    async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Send `request` and return the answer; ServiceUnavailable if the process cannot start, dies or is too slow."""
+        async with self.lock:  # the process answers in order: one request in flight
+            process = await self._process()
+            assert process.stdin is not None and process.stdout is not None
+            try:
+                process.stdin.write(json.dumps(request).encode() + b"\n")
+                await process.stdin.drain()
+                line = await asyncio.wait_for(process.stdout.readline(), self.timeout)
+            except (TimeoutError, ConnectionError) as exc:
+                await self.close()
+                raise ServiceUnavailable(f"the {self.what} took longer than {self.timeout:g} s; try again") from exc
+            if not line:
+                await self.close()
+                raise ServiceUnavailable(f"the {self.what} process stopped; try again")
+            answer: dict[str, Any] = json.loads(line)
+            return answer
+
+    async def _process(self) -> asyncio.subprocess.Process:
+        if self.process is None or self.process.returncode is not None:
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    self.module,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            except OSError as exc:
+                raise ServiceUnavailable(f"the {self.what} process could not start: {exc}") from exc
+        return self.process
+
+    async def close(self) -> None:
+        """Stop the process, if there is one."""
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()

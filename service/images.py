@@ -1,0 +1,71 @@
+"""Images sent to a trained job: checked before they are decoded, then reduced to 32×32 RGB as CIFAR-10's are.
+
+The API does this itself with Pillow (no numpy or torch): what the inference process receives is always 3,072
+bytes, however large the upload was.
+"""
+
+import io
+import warnings
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.errors import InvalidImage, PayloadTooLarge, UnsupportedMediaType
+
+# 5 MiB: a phone camera's JPEG is 2–4 MB; a CIFAR-sized picture is a few kB.
+MAX_BYTES = 5 * 1024 * 1024
+# 40 megapixels: more than any camera people photograph with; a PNG that claims more is more likely a decompression
+# bomb (a few kB that inflate to gigabytes) than a photo. Checked from the header, before anything is decoded.
+MAX_PIXELS = 40_000_000
+FORMATS = ("JPEG", "PNG")
+# CIFAR-10's images are 32×32.
+SIDE = 32
+# Transparent parts are shown on white, as a browser shows them on a page.
+BACKGROUND = (255, 255, 255)
+
+
+def check_size(data: bytes) -> None:
+    """PayloadTooLarge for an upload over MAX_BYTES."""
+    if len(data) > MAX_BYTES:
+        raise PayloadTooLarge(f"the image is over {MAX_BYTES // (1024 * 1024)} MiB; send a smaller one")
+
+
+def to_cifar(data: bytes) -> bytes:
+    """The PNG or JPEG in `data` as 32×32 RGB, 3,072 bytes row by row: cut to a centred square, then reduced by
+    averaging (each pixel the mean of the area it covers).
+
+    UnsupportedMediaType for what is not a PNG or JPEG; InvalidImage for one over MAX_PIXELS or one that cannot be
+    decoded (truncated, corrupt).
+    """
+    check_size(data)
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check (at ~89 MP) warns; here that is an answer, not a log line.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
+    except UnidentifiedImageError:
+        raise UnsupportedMediaType("the upload is not a PNG or JPEG image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidImage(f"the image has more than {MAX_PIXELS / 1e6:g} megapixels") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise InvalidImage(
+                f"the image is {width}×{height} = {width * height / 1e6:.1f} megapixels; "
+                f"at most {MAX_PIXELS / 1e6:g} are accepted"
+            )
+        try:
+            # A JPEG can be decoded at 1/2 to 1/8 of its size when it will be reduced anyway (a PNG cannot).
+            image.draft("RGB", (SIDE, SIDE))
+            rgb = _rgb(ImageOps.exif_transpose(image))
+        # Pillow reports broken files with many exception types (OSError, SyntaxError, ValueError, zlib.error, …).
+        except Exception as exc:
+            raise InvalidImage(f"the {image.format} image could not be decoded ({exc}); is the file whole?") from None
+    square = ImageOps.fit(rgb, (SIDE, SIDE), method=Image.Resampling.BOX)
+    return square.tobytes()
+
+
+def _rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND), rgba).convert("RGB")
+    return image.convert("RGB")
