@@ -22,6 +22,7 @@ from service.config import Settings, get_settings
 from service.db import is_connection_error, is_sqlite, make_engine, make_sessionmaker
 from service.deps import Database, require_token
 from service.errors import DatabaseUnavailable, ServiceError, error_body
+from service.monitoring import Monitor, RequestMetrics
 from service.predictor import Predictor
 from service.renderer import Renderer
 from service.routes import PROTECTED, PUBLIC
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.read_database = Database(make_sessionmaker(engine, read_only=True), inline=read_inline, timeout=timeout)
     app.state.store = make_store(settings.artifact_dir)
     app.state.renderer = Renderer(settings.cache_dir)
+    app.state.monitor = Monitor()
     app.state.predictor = Predictor()
 
     @app.exception_handler(ServiceError)
@@ -183,7 +185,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static")
     for router in PUBLIC:
         app.include_router(router)
+    # Without a token there is no authentication, and the OpenAPI document declares none (no 401s either).
+    guard = [Depends(require_token)] if settings.api_token else []
+    documented = ERRORS if settings.api_token else {code: r for code, r in ERRORS.items() if code != 401}
     for router in PROTECTED:
-        app.include_router(router, dependencies=[Depends(require_token)], responses=ERRORS)
+        app.include_router(router, dependencies=guard, responses=documented)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=[(PREDICT_PATH, PREDICT_BODY_BYTES)])
+    app.add_middleware(RequestMetrics, monitor=app.state.monitor)  # outermost: counts 413s and 500s too
     return app

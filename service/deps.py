@@ -16,7 +16,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.config import Settings
-from service.errors import DatabaseUnavailable, Unauthorized
+from service.errors import DatabaseUnavailable, Unauthorized, UnsupportedMediaType
+from service.monitoring import Monitor
 from service.renderer import Renderer
 from service.storage import ArtifactStore
 
@@ -80,6 +81,7 @@ def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
 SettingsDep = Annotated[Settings, Depends(_from_state("settings"))]
 StoreDep = Annotated[ArtifactStore, Depends(_from_state("store"))]
 RendererDep = Annotated[Renderer, Depends(_from_state("renderer"))]
+MonitorDep = Annotated[Monitor, Depends(_from_state("monitor"))]
 # Routes that write: their work takes SQLite's write lock (or Postgres row locks) as it needs.
 DatabaseDep = Annotated[Database, Depends(_from_state("database"))]
 # Routes that only read: on SQLite such a transaction never waits for the write lock.
@@ -97,3 +99,16 @@ async def require_token(
     given = credentials.credentials if credentials else ""
     if not secrets.compare_digest(given.encode(), settings.api_token.encode()):
         raise Unauthorized("missing or wrong bearer token")
+
+
+async def require_json(request: Request) -> None:
+    """A request body, when there is one, must be declared JSON: `curl -d` without `-H 'Content-Type:
+    application/json'` (the commonest mistake) sends a form, which would otherwise be refused as "not a valid
+    dictionary". A request with no body needs no header (POST /jobs then queues the defaults)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
+    if has_body and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"the body must be JSON sent with the header 'Content-Type: application/json', not {media or 'none'}; "
+            "with curl: -H 'Content-Type: application/json' -d '{...}'"
+        )

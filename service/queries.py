@@ -160,3 +160,23 @@ def evaluated_epoch(session: Session, job_id: int, epoch: int | None) -> tuple[R
     if chosen is None:
         raise epoch_not_found(job_id, epoch or 0, [r.epoch for r in rows])
     return job, chosen
+
+
+def epochs_recorded(session: Session) -> int:
+    """How many epochs all kept jobs have recorded."""
+    return session.connection().execute(select(func.count()).select_from(METRICS)).scalar() or 0
+
+
+def worker_speeds(session: Session, alive_seconds: float) -> list[tuple[str, float]]:
+    """Each live worker running a job, with that job's last epoch's training images/s (if it has finished one)."""
+    since = utcnow() - timedelta(seconds=alive_seconds)
+    last = (
+        select(METRICS.c.images_per_second)
+        .where(METRICS.c.job_id == WORKERS.c.job_id)
+        .order_by(METRICS.c.epoch.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    alive = (WORKERS.c.last_seen_at >= since) & WORKERS.c.stopped_at.is_(None) & WORKERS.c.job_id.is_not(None)
+    rows = _rows(session, select(WORKERS.c.id, last.label("speed")).where(alive).order_by(WORKERS.c.id))
+    return [(r.id, float(r.speed)) for r in rows if r.speed is not None]

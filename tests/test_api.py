@@ -1,6 +1,8 @@
 """The HTTP API against a real, migrated database: specs, listing, cancel, errors, artifacts, auth."""
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -265,6 +267,20 @@ def test_api_token_guards_everything_but_health_and_docs(tmp_path: Path, sqlite_
         assert c.get("/jobs").json()["error"]["code"] == "unauthorized"
 
 
+def test_the_openapi_document_declares_bearer_auth_only_when_a_token_is_set(tmp_path: Path, sqlite_url: str) -> None:
+    def schema(token: str) -> dict:
+        with TestClient(create_app(make_settings(tmp_path, sqlite_url, api_token=token))) as c:
+            return c.get("/openapi.json").json()
+
+    open_, guarded = schema(""), schema("s3cret")
+    assert "securitySchemes" not in open_.get("components", {})
+    assert "security" not in open_["paths"]["/jobs"]["post"]
+    assert "401" not in open_["paths"]["/jobs"]["post"]["responses"]
+    assert guarded["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert guarded["paths"]["/jobs"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "401" in guarded["paths"]["/jobs"]["post"]["responses"]
+
+
 def test_health_reports_database_queue_and_live_workers(client: TestClient, sessions: Sessions) -> None:
     client.post("/jobs", json=DEMO)
     client.post("/jobs", json=DEMO)
@@ -285,3 +301,33 @@ def test_swagger_shows_a_working_example_for_post_jobs(client: TestClient) -> No
     example = body["examples"]["quick synthetic demo"]["value"]
     assert example == DEMO
     assert client.post("/jobs", json=example).status_code == 201
+
+
+def test_get_with_wait_answers_as_soon_as_the_job_finishes(client: TestClient, sessions: Sessions) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+
+    def cancel_soon() -> None:
+        time.sleep(1.0)
+        with transaction(sessions) as s:
+            jobs.cancel_job(s, job_id)
+
+    canceller = threading.Thread(target=cancel_soon)
+    started = time.monotonic()
+    canceller.start()
+    job = client.get(f"/jobs/{job_id}", params={"wait": 60}).json()
+    waited = time.monotonic() - started
+    canceller.join()
+    assert job["status"] == "cancelled"
+    assert 1.0 <= waited < 10
+
+
+def test_get_with_wait_gives_up_after_wait_seconds_and_a_finished_job_answers_at_once(client: TestClient) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    started = time.monotonic()
+    assert client.get(f"/jobs/{job_id}", params={"wait": 0.6}).json()["status"] == "queued"
+    assert 0.6 <= time.monotonic() - started < 5
+    client.post(f"/jobs/{job_id}/cancel")
+    started = time.monotonic()
+    assert client.get(f"/jobs/{job_id}", params={"wait": 60}).json()["status"] == "cancelled"
+    assert time.monotonic() - started < 1
+    assert_error(client.get(f"/jobs/{job_id}", params={"wait": 601}), 422, "invalid_request")

@@ -45,14 +45,21 @@ class Progress:
     steps_total: int | None = None
     steps_at_start: int = 0
     started: float = 0.0
+    stepped_at: float = 0.0  # when the last step ended
 
-    def eta_seconds(self) -> float | None:
-        """Remaining time at the pace of this attempt so far."""
+    def step(self, steps_done: int, now: float | None = None) -> None:
+        """A step ended: `steps_done` steps are done in all."""
+        self.steps_done, self.stepped_at = steps_done, time.monotonic() if now is None else now
+
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Remaining time at this attempt's measured pace: the mean time per step up to the last step that ended,
+        less the time since. The estimate falls while a step runs, instead of rising until it ends."""
         done_here = self.steps_done - self.steps_at_start
         if not self.steps_total or done_here <= 0:
             return None
-        per_step = (time.monotonic() - self.started) / done_here
-        return round(per_step * (self.steps_total - self.steps_done), 1)
+        now = time.monotonic() if now is None else now
+        per_step = (self.stepped_at - self.started) / done_here
+        return round(max(0.0, per_step * (self.steps_total - self.steps_done) - (now - self.stepped_at)), 1)
 
 
 class JobRun:
@@ -226,7 +233,7 @@ class JobRun:
         self.publisher.submit(partial(self.pictures.start, info.precision, info.initial))
 
     def on_step(self, steps_done: int) -> None:
-        self.progress.steps_done = steps_done
+        self.progress.step(steps_done)
         if self.stop_reason is not None:
             raise Stopped(self.stop_reason)
         if self.deadline is not None and time.monotonic() > self.deadline:

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from service.routes import compare, docs, files, health, history, jobs, metrics, predict, sweeps
+from service.routes import compare, docs, files, health, history, jobs, metrics, monitoring, predict, sweeps
 
 # /health and the docs answer without a token; the others need one when API_TOKEN is set.
 PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router)
@@ -14,4 +14,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     sweeps.router,
     compare.router,
     predict.router,
+    monitoring.router,
 )

@@ -1,14 +1,16 @@
 """Jobs: submit, list, read, cancel, and their per-epoch metrics."""
 
+import asyncio
 import hashlib
 import json
+import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from service import jobs, queries
-from service.deps import DatabaseDep, ReadDatabaseDep
+from service.deps import DatabaseDep, ReadDatabaseDep, require_json
 from service.models import Status
 from service.routes.presenter import job_out, json_response
 from service.schemas import ErrorBody, JobList, JobOut
@@ -16,6 +18,10 @@ from service.spec import DEMO, JobSpec
 
 # The most jobs one page of GET /jobs returns.
 MAX_PAGE = 100
+# GET /jobs/{id}?wait=: long enough for the quick demo and a script's patience; a poll every half second is
+# prompt for a person and a trifle for the database.
+MAX_WAIT_SECONDS = 600
+WAIT_POLL_SECONDS = 0.5
 
 JobId = Annotated[int, "job id"]
 
@@ -35,10 +41,12 @@ EXAMPLES = {
 
 
 # What only a request body can cause: bytes that are not UTF-8 JSON, a body over MAX_BODY_BYTES, a reused key.
+JSON_BODY = [Depends(require_json)]
 BODY_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)"},
     409: {"model": ErrorBody, "description": "Idempotency-Key already used with another body"},
     413: {"model": ErrorBody, "description": "Request body too large"},
+    415: {"model": ErrorBody, "description": "The body was sent as something other than JSON"},
 }
 
 
@@ -51,7 +59,7 @@ def _created(job: JobOut) -> Response:
     return json_response(job, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut, responses=BODY_ERRORS)
+@router.post("/jobs", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def submit_job(
     db: DatabaseDep,
     spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
@@ -63,7 +71,9 @@ async def submit_job(
     return _created(await db.run(lambda s: job_out(jobs.create_job(s, spec, idempotency_key, digest))))
 
 
-@router.post("/jobs/{job_id}/rerun", status_code=201, response_model=JobOut, responses=BODY_ERRORS)
+@router.post(
+    "/jobs/{job_id}/rerun", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY
+)
 async def rerun_job(
     job_id: JobId,
     db: DatabaseDep,
@@ -107,9 +117,22 @@ async def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-async def get_job(job_id: JobId, db: ReadDatabaseDep) -> Response:
-    """A job's status, progress, device and error."""
-    return json_response(await db.run(lambda s: job_out(queries.job_row(s, job_id))))
+async def get_job(
+    job_id: JobId,
+    db: ReadDatabaseDep,
+    wait: Annotated[
+        float,
+        Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish before answering."),
+    ] = 0,
+) -> Response:
+    """A job's status, progress, device and error; with `wait`, once it has finished (or `wait` seconds passed)."""
+    deadline = time.monotonic() + wait
+    while True:
+        job = await db.run(lambda s: job_out(queries.job_row(s, job_id)))
+        if job.status.finished or time.monotonic() >= deadline:
+            return json_response(job)
+        # One short read each time: a waiting client holds no transaction and no connection.
+        await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={409: {"model": ErrorBody}})

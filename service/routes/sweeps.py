@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from service import compare, queries, sweeps
 from service.deps import DatabaseDep, ReadDatabaseDep
 from service.models import FINISHED, Status
-from service.routes.jobs import BODY_ERRORS, MAX_PAGE
+from service.routes.jobs import BODY_ERRORS, JSON_BODY, MAX_PAGE
 from service.routes.presenter import json_response
 from service.spec import DEMO, JobSpec, label
 from service.sweep_schemas import LeaderboardEntry, SweepIn, SweepJobOut, SweepList, SweepOut, SweepSummary
@@ -93,7 +93,7 @@ def sweep_out(session: Session, sweep: Row[Any]) -> SweepOut:
     )
 
 
-@router.post("/sweeps", status_code=201, response_model=SweepOut, responses=BODY_ERRORS)
+@router.post("/sweeps", status_code=201, response_model=SweepOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def submit_sweep(
     db: DatabaseDep,
     body: Annotated[SweepIn, Body(openapi_examples=EXAMPLES)],
