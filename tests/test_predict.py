@@ -22,6 +22,8 @@ from bench.processes import api_server, start_worker
 from service import images
 from service.app import create_app
 from service.config import Settings
+from service.errors import ServiceUnavailable
+from service.predictor import Predictor
 from tests.helpers import assert_error, make_settings, sqlite_database
 from worker import synthetic
 
@@ -48,6 +50,7 @@ class Trained:
     client: TestClient
     sweep: dict
     model: int  # the job whose network answers the predictions
+    predictor: Predictor  # the app's
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +58,14 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     """The sweep, and a bigger rerun of one of its jobs, queued through the API; `python -m worker --burst` trains."""
     folder = tmp_path_factory.mktemp("trained")
     settings = make_settings(folder, sqlite_database(folder))
-    with TestClient(create_app(settings)) as client:
+    app = create_app(settings)
+    with TestClient(app) as client:
         sweep = client.post("/sweeps", json=SWEEP).json()
         (adam,) = (j["id"] for j in sweep["jobs"] if j["label"] == "adam lr 1e-4")
         model = client.post(f"/jobs/{adam}/rerun", json=BIGGER).json()["id"]
         worker = start_worker(settings, folder / "worker.log", "--burst")
         assert worker.wait(timeout=600) == 0, (folder / "worker.log").read_text()
-        yield Trained(settings, client, client.get(f"/sweeps/{sweep['id']}").json(), model)
+        yield Trained(settings, client, client.get(f"/sweeps/{sweep['id']}").json(), model, app.state.predictor)
 
 
 def png(pixels: np.ndarray, scale: int = 1) -> bytes:
@@ -217,6 +221,19 @@ def test_predict_over_real_http_and_a_body_over_the_limit_is_413(trained: Traine
         assert answer.json() == predict(trained.client, model, png(pixels[0], scale=2)).json()
         assert_error(predict(http, model, bytes(8 * 1024 * 1024)), 413, "payload_too_large")
         assert predict(http, model, png(pixels[0])).status_code == 200
+
+
+@pytest.mark.slow
+def test_weights_that_cannot_be_loaded_are_a_503_and_the_next_prediction_still_works(
+    trained: Trained, tmp_path: Path
+) -> None:
+    broken = tmp_path / "weights.pt"
+    broken.write_bytes(b"not a state_dict")
+    assert trained.client.portal is not None
+    with pytest.raises(ServiceUnavailable, match="the prediction failed"):
+        trained.client.portal.call(trained.predictor.probabilities, broken, "broken", 64, bytes(32 * 32 * 3))
+    image = png(synthetic.draw(1, np.random.default_rng(4))[0][0])
+    assert predict(trained.client, trained.model, image).status_code == 200
 
 
 def test_the_api_starts_without_torch_numpy_or_matplotlib() -> None:
