@@ -23,6 +23,14 @@ T = TypeVar("T")
 # Every process these helpers start, so that a failing test cannot leave one running (see conftest).
 STARTED: list[subprocess.Popen[bytes]] = []
 API_COMMAND = (sys.executable, "-m", "service")
+# Where the artifacts go: taken from the settings alone, never from this process's environment.
+STORE_VARIABLES = (
+    "ARTIFACT_URL",
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+)
 
 
 def alembic_config(url: str) -> Config:
@@ -40,11 +48,12 @@ def migrate(url: str) -> None:
 
 def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process use `settings`, and this environment's `python` and tools."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_TOKEN")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "API_TOKEN", *STORE_VARIABLES)}
     env.update(
         PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         DATABASE_URL=settings.database_url,
         ARTIFACT_DIR=str(settings.artifact_dir),
+        SCRATCH_DIR=str(settings.scratch_dir),
         DATA_DIR=str(settings.data_dir),
         LEASE_SECONDS=str(settings.lease_seconds),
         HEARTBEAT_SECONDS=str(settings.heartbeat_seconds),
@@ -56,6 +65,14 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
     )
     if settings.api_token:
         env["API_TOKEN"] = settings.api_token
+    store = {
+        "ARTIFACT_URL": settings.artifact_url,
+        "AWS_ENDPOINT_URL": settings.aws_endpoint_url,
+        "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
+        "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key.get_secret_value(),
+        "AWS_DEFAULT_REGION": settings.aws_default_region,
+    }
+    env.update({name: value for name, value in store.items() if value})
     return env
 
 

@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hop to a worker thread. Anything over a network (Postgres) keeps the hop, so a slow server stalls no loop.
     read_inline = is_sqlite(settings.database_url)
     app.state.read_database = Database(make_sessionmaker(engine, read_only=True), inline=read_inline, timeout=timeout)
-    app.state.store = make_store(settings.artifact_dir)
+    app.state.store = make_store(settings)
     app.state.renderer = Renderer(settings.cache_dir)
     app.state.monitor = Monitor()
     app.state.predictor = Predictor()

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -14,6 +14,18 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///var/alexnet-jobs.db"
     artifact_dir: Path = Path("var/artifacts")
+    # Where every job's files go: a local folder, or `s3://bucket/prefix` on any S3-compatible server (with the
+    # AWS_* settings below). Empty: ARTIFACT_DIR, which it replaces.
+    artifact_url: str = ""
+    # This host's own working space. With an s3:// store a job's files are written here, then uploaded; the disk
+    # checks watch this folder's volume. (With a local store they are written beside the artifacts instead.)
+    scratch_dir: Path = Path("var/scratch")
+    # The standard AWS variables, for an s3:// ARTIFACT_URL; empty ones are left to boto's own lookup (profiles,
+    # instance roles). AWS_ENDPOINT_URL names a server other than AWS (MinIO, moto, Ceph…).
+    aws_endpoint_url: str = ""
+    aws_access_key_id: str = ""
+    aws_secret_access_key: SecretStr = SecretStr("")
+    aws_default_region: str = ""
     data_dir: Path = Path("var/data")
     # Pictures of a job's history, drawn on request (any epoch's kernels, the evolution GIFs) and kept a while.
     cache_dir: Path = Path("var/cache")

@@ -51,8 +51,8 @@ def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -
 
 def record_artifact(
     session: Session, job_id: int, token: str, name: str, content_type: str, size: int, publish: Callable[[], str]
-) -> None:
-    """Make a file the job's artifact `name` and record (or refresh) its row.
+) -> str | None:
+    """Make a file the job's artifact `name` and record (or refresh) its row; returns the key it replaced, if any.
 
     `publish` makes the file current in the store and returns its key. It is called only once the lease is
     checked and the job's row locked until this transaction commits, so a worker that lost its lease never
@@ -65,5 +65,7 @@ def record_artifact(
         session.add(
             Artifact(job_id=job_id, name=name, key=key, content_type=content_type, size=size, updated_at=utcnow())
         )
-    else:
-        row.key, row.content_type, row.size, row.updated_at = key, content_type, size, utcnow()
+        return None
+    replaced = row.key
+    row.key, row.content_type, row.size, row.updated_at = key, content_type, size, utcnow()
+    return replaced

@@ -1,29 +1,53 @@
-"""Where a job's files live: an `ArtifactStore` (a local folder today; an object store can implement the same).
+"""Where a job's files live: an `ArtifactStore`, a local folder (`LocalStore`) or an S3 bucket (`service.s3`).
 
-Publishing is fenced. A file is first written into the claim's own staging folder; `publish` then makes it
-the job's current file inside the transaction that checks the claim's lease and records the artifact's row,
-so a worker that lost its lease never replaces what its successor published. The row keeps the key the
-store returned, and reads go through that key, never through a path built from a URL.
+Publishing is fenced. A file is first written into the claim's own staging folder on this machine; `prepare`
+brings it as far as it can go without becoming current (on S3: uploaded under a key no other publish uses),
+and `publish` then makes it the job's current file inside the transaction that checks the claim's lease and
+records the artifact's row, so a worker that lost its lease never replaces what its successor published. The
+row keeps the key the store returned, and reads go through that key, never through a path built from a URL.
+
+The layout of a job's keys (`<job>/…`) is built here, for both stores.
 """
 
+import hashlib
 import os
 import shutil
+import uuid
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+from service.config import Settings
+
+# How many fetched copies of stored files (`local_copy`) are kept on this machine; each is tens of kB.
+LOCAL_COPIES = 2000
 
 
 class ArtifactStore(Protocol):
     """What the worker writes through and the API reads through."""
 
+    @property
+    def scratch(self) -> Path:
+        """The local folder files are written into before they are published: its volume must have room."""
+        ...
+
     def staging(self, job_id: int, token: str) -> Path:
         """A local folder of this claim's own, for files being written before they are published."""
         ...
 
-    def publish(self, job_id: int, token: str, name: str, source: Path) -> str:
-        """Make the finished file `source` the job's artifact `name`; returns the key to record.
+    def prepare(self, job_id: int, token: str, name: str, source: Path) -> str:
+        """Take the finished file `source` as far as it goes without becoming current (on S3: the upload);
+        returns what to hand to `publish` or `abandon`. Outside any transaction: it may take a while."""
+        ...
 
-        Call it inside the lease-checked transaction that records the row.
+    def publish(self, job_id: int, token: str, name: str, pending: str) -> str:
+        """Make the prepared file the job's artifact `name`; returns the key to record.
+
+        Call it inside the lease-checked transaction that records the row; it takes no time on either store.
         """
+        ...
+
+    def abandon(self, pending: str) -> None:
+        """Drop a prepared file that never became current (its claim lost the lease)."""
         ...
 
     def put_checkpoint(self, job_id: int, name: str, source: Path) -> str:
@@ -54,10 +78,50 @@ class ArtifactStore(Protocol):
         """The names of the job's stored checkpoints, whether or not the job's row points at them."""
         ...
 
+    def discard_job(self, job_id: int) -> None:
+        """Remove every file of the job: artifacts, checkpoints, and what this machine staged for it."""
+        ...
+
+    def staged_jobs(self) -> list[int]:
+        """The jobs this machine has staging folders for."""
+        ...
+
 
 def checkpoint_key(job_id: int, name: str) -> str:
     """Where a job's checkpoint `name` is kept."""
     return f"{job_id}/checkpoints/{name}"
+
+
+def unique_key(job_id: int, token: str, name: str) -> str:
+    """A key for one publish of `name` by the claim `token`, used by no other publish: a stale claim's upload can
+    never overwrite its successor's file, and a key once recorded always names the same bytes."""
+    return f"{job_id}/{token[:8]}-{uuid.uuid4().hex[:8]}/{name}"
+
+
+def local_copy(store: ArtifactStore, key: str, folder: Path) -> Path:
+    """The file behind `key` on this machine: the store's own, or a copy fetched once into `folder`.
+
+    A copy is kept by key, which is sound because a store without local files never reuses a key for other
+    bytes (`unique_key`). The oldest copies beyond LOCAL_COPIES are dropped.
+    """
+    path = store.local_path(key)
+    if path is not None:
+        return path
+    copy = folder / hashlib.sha256(key.encode()).hexdigest()[:32]
+    if copy.is_file():
+        copy.touch()  # recently used: pruned last
+        return copy
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = copy.with_name(f".{copy.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+    try:
+        with store.open(key) as source, open(tmp, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+        os.replace(tmp, copy)  # whole or not at all, for a concurrent reader of the same key
+    finally:
+        tmp.unlink(missing_ok=True)
+    for old in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[:-LOCAL_COPIES]:
+        old.unlink(missing_ok=True)
+    return copy
 
 
 def fsync_replace(tmp: Path, path: Path) -> None:
@@ -85,17 +149,27 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / key
 
+    @property
+    def scratch(self) -> Path:
+        return self.root
+
     def staging(self, job_id: int, token: str) -> Path:
         folder = self.root / str(job_id) / ".staging" / token[:8]
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def publish(self, job_id: int, token: str, name: str, source: Path) -> str:
+    def prepare(self, job_id: int, token: str, name: str, source: Path) -> str:
+        return str(source)  # staged on the store's own filesystem already: publishing is a rename
+
+    def publish(self, job_id: int, token: str, name: str, pending: str) -> str:
         key = f"{job_id}/{name}"
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        source.replace(target)
+        Path(pending).replace(target)
         return key
+
+    def abandon(self, pending: str) -> None:
+        Path(pending).unlink(missing_ok=True)
 
     def put_checkpoint(self, job_id: int, name: str, source: Path) -> str:
         key = checkpoint_key(job_id, name)
@@ -132,7 +206,20 @@ class LocalStore:
         folder = self.root / str(job_id) / "checkpoints"
         return sorted(p.name for p in folder.glob("*.pt")) if folder.is_dir() else []
 
+    def discard_job(self, job_id: int) -> None:
+        shutil.rmtree(self.root / str(job_id), ignore_errors=True)  # staging lies inside
 
-def make_store(artifact_dir: Path) -> ArtifactStore:
-    """The store the settings name (today always a local folder)."""
-    return LocalStore(artifact_dir)
+    def staged_jobs(self) -> list[int]:
+        return sorted(int(p.parent.name) for p in self.root.glob("*/.staging") if p.parent.name.isdigit())
+
+
+def make_store(settings: Settings) -> ArtifactStore:
+    """The store the settings name: ARTIFACT_URL (a folder or `s3://bucket/prefix`), else ARTIFACT_DIR."""
+    url = settings.artifact_url or str(settings.artifact_dir)
+    if url.startswith("s3://"):
+        from service.s3 import S3Store  # s3fs and aiobotocore load only where a bucket is used
+
+        return S3Store(url, settings)
+    if "://" in url and not url.startswith("file://"):
+        raise ValueError(f"ARTIFACT_URL {url!r}: give a local folder or s3://bucket/prefix")
+    return LocalStore(Path(url.removeprefix("file://")))

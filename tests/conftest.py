@@ -1,6 +1,9 @@
-"""Shared fixtures: real databases migrated by Alembic (SQLite files, and Postgres schemas), real settings."""
+"""Shared fixtures: real databases migrated by Alembic (SQLite files, and Postgres schemas), a real S3-compatible
+server, real settings."""
 
+import logging
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from matplotlib.figure import Figure
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
-from bench.processes import stop_all_started
+from bench.processes import free_port, stop_all_started
 from service.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
@@ -46,6 +49,49 @@ def postgres() -> str:
             pytest.fail(f"CI is set but PostgreSQL is not reachable at {POSTGRES_URL}")
         pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL}")
     return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible HTTP server (moto's) on a free loopback port, for the whole session: it starts in a second."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> Iterator[dict[str, str]]:
+    """A new bucket on the S3 server, emptied and removed afterwards; the settings that put artifacts in it."""
+    import s3fs
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    # Not us-east-1: S3 refuses that region spelled out when a bucket is created, and s3fs spells it out.
+    values = {
+        "artifact_url": f"s3://{name}/artifacts",
+        "aws_endpoint_url": s3_endpoint,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+        "aws_default_region": "eu-west-1",
+    }
+    fs = s3fs.S3FileSystem(
+        key="test",
+        secret="test",
+        endpoint_url=s3_endpoint,
+        client_kwargs={"region_name": "eu-west-1"},
+        skip_instance_cache=True,
+    )
+    fs.mkdir(name)
+    try:
+        yield values
+    finally:
+        fs.rm(name, recursive=True)
 
 
 @pytest.fixture

@@ -116,7 +116,7 @@ class Db:
 
 def publish_artifact(settings: Settings, sessions: Sessions, claim: jobs.Claim, name: str, data: bytes) -> Path:
     """Publish `data` as the claimed job's artifact `name` the way a worker does; the file the API now serves."""
-    store = make_store(settings.artifact_dir)
+    store = make_store(settings)
     ArtifactWriter(store, sessions, claim).publish(name, lambda path: path.write_bytes(data))
     with transaction(sessions) as s:
         path = store.local_path(queries.artifact_row(s, claim.job_id, name).key)

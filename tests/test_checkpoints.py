@@ -42,7 +42,7 @@ def state(epochs: int) -> dict[str, Any]:
 
 def test_a_retry_resumes_from_a_checkpoint_written_but_never_recorded(settings: Settings, sessions: Sessions) -> None:
     queue_jobs(sessions, **DEMO)
-    store = make_store(settings.artifact_dir)
+    store = make_store(settings)
     first = claim(settings, sessions)
     saved = Checkpoints(store, sessions, first)
     saved.commit(saved.save(state(1), mid_epoch=False))  # recorded: the job points at it
@@ -58,7 +58,7 @@ def test_an_unreadable_newest_checkpoint_is_passed_over_for_the_recorded_one(
     settings: Settings, sessions: Sessions
 ) -> None:
     (job_id,) = queue_jobs(sessions, **DEMO)
-    store = make_store(settings.artifact_dir)
+    store = make_store(settings)
     first = claim(settings, sessions)
     saved = Checkpoints(store, sessions, first)
     saved.commit(saved.save(state(1), mid_epoch=False))
@@ -74,7 +74,7 @@ def test_one_picture_that_fails_does_not_cost_the_epoch_its_other_files(
 ) -> None:
     (job_id,) = queue_jobs(sessions, **DEMO)
     taken = claim(settings, sessions)
-    files = ArtifactWriter(make_store(settings.artifact_dir), sessions, taken)
+    files = ArtifactWriter(make_store(settings), sessions, taken)
     images = np.zeros((4, 3, 32, 32), dtype=np.uint8)
     classes = tuple(f"class {i}" for i in range(10))
     data = Dataset(images, np.zeros(4, dtype=np.int64), images, np.arange(4, dtype=np.int64), classes)

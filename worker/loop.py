@@ -17,6 +17,7 @@ from collections.abc import Callable
 from types import FrameType
 
 import torch
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import jobs, workers
 from service.config import Settings
 from service.db import is_connection_error, make_engine, make_sessionmaker, transaction
+from service.models import FINISHED, Job
 from service.storage import ArtifactStore, make_store
 from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
@@ -51,7 +53,7 @@ class Worker:
         self.settings = settings
         self.engine = make_engine(settings.database_url, settings.db_timeout_seconds)
         self.sessions = make_sessionmaker(engine=self.engine)
-        self.store = make_store(settings.artifact_dir)
+        self.store = make_store(settings)
         self.run_factory = run_factory
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.device = device_label()
@@ -93,6 +95,7 @@ class Worker:
             f"worker {self.id}: registering",
             self.stopping.is_set,
         )
+        self._sweep_staging()
         log.info(
             "worker %s: ready on %s (bf16 %s), polling %s",
             self.id,
@@ -165,10 +168,22 @@ class Worker:
             self.problem = None  # recorded afresh by the next pass, which finds the disk as the job did
         return True
 
+    def _sweep_staging(self) -> None:
+        """Remove what workers killed on this machine left staged for jobs since finished or deleted: no claim of
+        theirs will ever clean it up, and on a host whose scratch folder nobody else shares nothing else would."""
+        staged = self.store.staged_jobs()
+        if not staged:
+            return
+        with transaction(self.sessions) as session:
+            live = set(session.scalars(select(Job.id).where(Job.id.in_(staged), Job.status.not_in(FINISHED))))
+        for job_id in set(staged) - live:
+            self.store.discard_staging(job_id)
+
     def _disk_problem(self) -> str | None:
-        """Why this worker should not claim: its artifact volume has no room for a job's biggest file."""
+        """Why this worker should not claim: the volume it writes files on (the artifacts' own, or with a bucket
+        the local scratch folder) has no room for a job's biggest file."""
         try:
-            disk.require(self.settings.artifact_dir, disk.any_job_needs() - disk.MARGIN_BYTES)
+            disk.require(self.store.scratch, disk.any_job_needs() - disk.MARGIN_BYTES)
         except disk.DiskFull as full:
             return str(full)
         return None

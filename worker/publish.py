@@ -1,9 +1,9 @@
 """Publishing a job's files: fenced by the claim's lease, and done on one background thread.
 
-A file is written into the claim's own staging folder, then published through the store inside the
-transaction that checks the lease and records the artifact's row: a worker that lost its lease never
-replaces a file its successor published. Pictures and checkpoints are written on one background thread
-(`Publisher`) while the next epoch trains, so the GPU does not wait for the disk or for matplotlib.
+A file is written into the claim's own staging folder, prepared (on S3: uploaded under a key of its own), then
+published through the store inside the transaction that checks the lease and records the artifact's row: a worker
+that lost its lease never replaces a file its successor published. Pictures and checkpoints are written on one
+background thread (`Publisher`) while the next epoch trains, so the GPU does not wait for the disk or for matplotlib.
 """
 
 import logging
@@ -84,22 +84,34 @@ class ArtifactWriter:
             raise
         job_id, token = self.claim.job_id, self.claim.token
         size = staged.stat().st_size
+        # Outside the transaction: an upload to a bucket takes seconds, and the row stays locked only for the commit.
+        pending = self.store.prepare(job_id, token, name, staged)
         published: list[str] = []
 
         def make_current() -> str:
             # Once only: a retry after a commit that failed finds the file already moved into place.
             if not published:
-                published.append(self.store.publish(job_id, token, name, staged))
+                published.append(self.store.publish(job_id, token, name, pending))
             return published[0]
 
-        retry.write(
-            self.sessions,
-            lambda session: records.record_artifact(
-                session, job_id, token, name, artifacts.content_type(name), size, publish=make_current
-            ),
-            f"job {job_id}: recording {name}",
-            self.give_up,
-        )
+        try:
+            replaced = retry.write(
+                self.sessions,
+                lambda session: records.record_artifact(
+                    session, job_id, token, name, artifacts.content_type(name), size, publish=make_current
+                ),
+                f"job {job_id}: recording {name}",
+                self.give_up,
+            )
+        except (jobs.LeaseLost, retry.DatabaseAway):
+            # Never made current, so nobody reads it. Once `publish` ran, a commit may have gone through unseen:
+            # then the file stays (the job's deletion removes it with the rest).
+            if not published:
+                self.store.abandon(pending)
+            raise
+        if replaced is not None and replaced != published[0]:
+            # Only after the commit: until then the old key is what readers were given.
+            self.store.delete(replaced)
 
     def discard(self) -> None:
         """Remove whatever this claim staged and did not publish."""

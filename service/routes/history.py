@@ -9,16 +9,18 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries
 from service.artifacts import Layer, Stage
+from service.config import Settings
 from service.deps import ReadDatabaseDep, RendererDep, SettingsDep, StoreDep
 from service.errors import NotFound
 from service.routes.files import serve_artifact
 from service.routes.presenter import PNG, json_response
 from service.schemas import KernelImageOut, KernelList
 from service.spec import JobSpec
-from service.storage import ArtifactStore
+from service.storage import ArtifactStore, local_copy
 
 JobId = Annotated[int, "job id"]
 Epoch = Annotated[
@@ -37,11 +39,20 @@ def _history(session: Session, job_id: int) -> tuple[Row[Any], dict[int, Row[Any
     return job, by_epoch
 
 
-def _local(store: ArtifactStore, row: Row[Any]) -> str:
-    path = store.local_path(row.key)
-    if path is None:
-        raise NotFound(f"{row.name} is not in the store")
-    return str(path)
+async def _sources(store: ArtifactStore, settings: Settings, rows: list[Row[Any]]) -> list[str]:
+    """Local files holding `rows`' numbers for the drawing process: the store's own, or (from a bucket) copies
+    fetched into the cache folder."""
+
+    def fetch() -> list[str]:
+        paths = []
+        for row in rows:
+            try:
+                paths.append(str(local_copy(store, row.key, settings.cache_dir / "store")))
+            except FileNotFoundError:
+                raise NotFound(f"{row.name} is not in the store") from None
+        return paths
+
+    return await run_in_threadpool(fetch)
 
 
 @router.get("/jobs/{job_id}/kernels", response_model=KernelList)
@@ -77,6 +88,7 @@ async def get_kernel_image(
     db: ReadDatabaseDep,
     store: StoreDep,
     renderer: RendererDep,
+    settings: SettingsDep,
     epoch: Epoch = None,
 ) -> Response:
     """One kernel grid: `trained` after epoch `epoch` (0 = the initial weights), `diff` = its change since epoch 0,
@@ -93,7 +105,7 @@ async def get_kernel_image(
         "stage": stage,
         "epoch": epoch,
         "filter": JobSpec.model_validate(job.spec).conv2_filter,
-        "sources": [_local(store, r) for r in used],
+        "sources": await _sources(store, settings, used),
     }
     key = f"kernels {job_id} {layer} {stage} {epoch} " + " ".join(f"{r.key}@{r.updated_at}" for r in used)
     return FileResponse(await renderer.draw(request, key, ".png"), media_type="image/png")
@@ -106,6 +118,7 @@ async def get_kernel_evolution(
     db: ReadDatabaseDep,
     store: StoreDep,
     renderer: RendererDep,
+    settings: SettingsDep,
     stage: Literal["trained", "diff"] = "trained",
 ) -> Response:
     """A layer's kernels over every epoch from 0, one frame an epoch; `diff` frames share one colour scale, so the
@@ -121,7 +134,7 @@ async def get_kernel_evolution(
         "stage": stage,
         "filter": spec.conv2_filter,
         "title": f"job {job_id}" + (f" · {job.name}" if job.name else ""),
-        "sources": [_local(store, r) for r in rows],
+        "sources": await _sources(store, settings, rows),
     }
     key = f"evolution {job_id} {layer} {stage} " + " ".join(f"{r.key}@{r.updated_at}" for r in rows)
     return FileResponse(await renderer.draw(request, key, ".gif"), media_type="image/gif")
