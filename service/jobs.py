@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, exists, func, literal, or_, select, update
+from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service.errors import Conflict
-from service.models import Job, Status, Worker, utcnow
+from service.models import FINISHED, Job, Status, Worker, utcnow
 from service.queries import get_job
 from service.spec import JobSpec
 
@@ -81,6 +81,18 @@ def cancel_job(session: Session, job_id: int) -> Job:
     if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise Conflict(f"job {job_id} already {job.status}; only queued or running jobs can be cancelled")
     return job
+
+
+def delete_job(session: Session, job_id: int) -> None:
+    """Remove a finished job's row; every table of its own (epochs, artifacts…) follows by ON DELETE CASCADE, which
+    SQLite enforces too (`service.db`); its sweep stays. A queued or running job is a Conflict: a worker may be
+    writing its files. The caller removes the files once this commits."""
+    job = get_job(session, job_id)  # NotFound first: a job deleted already, or never there
+    deleted = session.execute(
+        delete(Job).where(Job.id == job_id, Job.status.in_(FINISHED)).execution_options(synchronize_session=False)
+    )
+    if deleted.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(f"job {job_id} is {job.status}; cancel it first (POST /jobs/{job_id}/cancel)")
 
 
 # ---------------------------------------------------------------- the worker's side

@@ -17,7 +17,7 @@ from service.models import utcnow
 from service.s3 import S3Store
 from service.spec import DEMO
 from service.storage import make_store
-from tests.helpers import Sessions, make_settings, queue_jobs
+from tests.helpers import Sessions, assert_error, make_settings, queue_jobs
 from worker.checkpoint import Checkpoints
 from worker.loop import Worker
 from worker.publish import ArtifactWriter
@@ -134,7 +134,7 @@ def _bucket_of(settings: Settings) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-def test_a_worker_trains_into_the_bucket_and_the_api_serves_every_file(
+def test_a_worker_trains_into_the_bucket_and_the_api_serves_every_file_then_deletes_them(
     settings: Settings, sessions: Sessions
 ) -> None:
     (job_id,) = queue_jobs(sessions, **TINY)
@@ -160,3 +160,8 @@ def test_a_worker_trains_into_the_bucket_and_the_api_serves_every_file(
         assert not settings.artifact_dir.exists()  # all of it went to the bucket
         assert store.checkpoint_names(job_id) == []  # a succeeded job keeps weights.pt, not its checkpoints
         assert store.staged_jobs() == []  # nor its staged files
+
+        assert client.delete(f"/jobs/{job_id}").status_code == 204
+        assert objects(store, job_id) == []
+        assert_error(client.get(f"/jobs/{job_id}/artifacts/weights.pt"), 404, "not_found")
+        assert_error(client.delete(f"/jobs/{job_id}"), 404, "not_found")

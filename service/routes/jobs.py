@@ -1,20 +1,24 @@
-"""Jobs: submit, list, read, cancel, and their per-epoch metrics."""
+"""Jobs: submit, list, read, cancel, delete."""
 
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service import jobs, queries
-from service.deps import DatabaseDep, ReadDatabaseDep, require_json
+from service.deps import DatabaseDep, ReadDatabaseDep, StoreDep, require_json
 from service.models import Status
 from service.routes.presenter import job_out, json_response
 from service.schemas import ErrorBody, JobList, JobOut
 from service.spec import DEMO, JobSpec
+
+log = logging.getLogger("service")
 
 # The most jobs one page of GET /jobs returns.
 MAX_PAGE = 100
@@ -139,3 +143,19 @@ async def get_job(
 async def cancel_job(job_id: JobId, db: DatabaseDep) -> Response:
     """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished."""
     return json_response(await db.run(lambda s: job_out(jobs.cancel_job(s, job_id))))
+
+
+@router.delete("/jobs/{job_id}", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}})
+async def delete_job(job_id: JobId, db: DatabaseDep, store: StoreDep) -> Response:
+    """Remove a finished job with its metrics and every file it wrote; 409 while queued or running (cancel it first)."""
+    await db.run(lambda s: jobs.delete_job(s, job_id))
+    # Files go only once the rows are gone for good: the other way round, a commit that failed would leave a job
+    # listing files that no longer exist, while this way the worst left behind is files nothing points at. No
+    # worker writes them any more: only a finished job is deleted, and a stale claim's writes are refused. The
+    # drawing cache is left alone: its pictures are keyed by artifact keys and times no later job repeats, and it
+    # prunes itself.
+    try:
+        await run_in_threadpool(store.discard_job, job_id)
+    except Exception:  # the job is gone either way; say where its files are for whoever cleans up
+        log.exception("job %s deleted, but its files could not all be removed (keys %s/…)", job_id, job_id)
+    return Response(status_code=204)
