@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from bench.processes import ROOT, api_server, env_for, start, stop, wait_for
 from service import queries
 from service.config import Settings
 from service.db import transaction
+from service.s3 import S3Store
+from service.storage import LocalStore, make_store
 from tests.helpers import Sessions, make_settings
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
@@ -65,10 +68,20 @@ def image_healthcheck() -> str:
     return check.split(" CMD ", 1)[1]
 
 
-def compose_commands() -> dict[str, list[str]]:
-    """Each compose service's command (exec form), by service."""
+def compose_services() -> dict[str, Any]:
+    """The compose file's services, by name (YAML merge keys resolved)."""
     compose: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())
-    return {name: [str(part) for part in service["command"]] for name, service in compose["services"].items()}
+    return dict(compose["services"])
+
+
+def compose_commands() -> dict[str, list[str]]:
+    """The command (exec form) of each compose service built from this repository's image, by service; the
+    multihost profile's Postgres and MinIO run their own images as they come."""
+    return {
+        name: [str(part) for part in service["command"]]
+        for name, service in compose_services().items()
+        if "build" in service
+    }
 
 
 def python_modules(argv: list[str]) -> set[str]:
@@ -84,6 +97,73 @@ def test_compose_config_is_accepted_by_docker_compose() -> None:
         [*cli, "-f", str(COMPOSE_FILE), "config"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's `${NAME}` and `${NAME:-default}` in `value`, from `variables`."""
+    return re.sub(
+        r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: variables.get(m[1]) or (m[2] or ""), value.replace("$$", "\0")
+    ).replace("\0", "$")
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """An --env-file's NAME=value lines."""
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def service_settings(name: str, variables: dict[str, str]) -> Settings:
+    """The settings a compose service's container reads: the image's defaults, then the service's environment."""
+    image = dict(kv.split("=", 1) for k, a in dockerfile_instructions() if k == "ENV" for kv in a.split())
+    compose = {k: interpolate(str(v), variables) for k, v in compose_services()[name]["environment"].items()}
+    return Settings(**{k.lower(): v for k, v in {**image, **compose}.items() if v != ""})
+
+
+@pytest.mark.parametrize("service", ["api", "worker"])
+def test_the_multihost_profile_puts_jobs_in_its_postgres_and_files_in_its_bucket(service: str) -> None:
+    variables = env_file(ROOT / "docker" / "multihost.env")
+    settings = service_settings(service, variables)
+    store = make_store(settings)
+    assert isinstance(store, S3Store)
+    services = compose_services()
+    assert {"postgres", "s3", "bucket"} <= set(services)
+    assert all(services[s]["profiles"] == ["multihost"] for s in ("postgres", "s3", "bucket"))
+    # The same server, user, password and database as the postgres service's.
+    db = make_url(settings.database_url)
+    postgres = {k: interpolate(str(v), variables) for k, v in services["postgres"]["environment"].items()}
+    assert (db.host, db.port, db.username, db.password, db.database) == (
+        "postgres",
+        5432,
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+        postgres["POSTGRES_DB"],
+    )
+    # The bucket the `bucket` service creates on the s3 service, signed with the credentials MinIO was given.
+    assert settings.aws_endpoint_url == "http://s3:9000"
+    minio = {k: interpolate(str(v), variables) for k, v in services["s3"]["environment"].items()}
+    assert (settings.aws_access_key_id, settings.aws_secret_access_key.get_secret_value()) == (
+        minio["MINIO_ROOT_USER"],
+        minio["MINIO_ROOT_PASSWORD"],
+    )
+    bucket_env = {k: interpolate(str(v), variables) for k, v in services["bucket"]["environment"].items()}
+    script = interpolate(services["bucket"]["entrypoint"][-1], variables)  # sh -c <script>
+    made = subprocess.run(
+        ["sh", "-c", script.split(" && mc ")[0] + ' && echo "$bucket"'],
+        env=bucket_env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert made == store.root.split("/")[0]
+
+
+def test_without_the_profile_the_services_keep_sqlite_and_the_shared_volume() -> None:
+    for service in ("api", "worker"):
+        settings = service_settings(service, {})
+        assert settings.database_url.startswith("sqlite:////data/")
+        store = make_store(settings)
+        assert isinstance(store, LocalStore) and store.root == Path("/data/artifacts")
+        assert settings.scratch_dir.is_relative_to("/data") and settings.cache_dir.is_relative_to("/data")
 
 
 def test_every_module_the_image_runs_with_python_m_has_a_main() -> None:
