@@ -119,9 +119,19 @@ def local_copy(store: ArtifactStore, key: str, folder: Path) -> Path:
         os.replace(tmp, copy)  # whole or not at all, for a concurrent reader of the same key
     finally:
         tmp.unlink(missing_ok=True)
-    for old in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime)[:-LOCAL_COPIES]:
+    # Whole copies only: a name starting with "." is another fetch's file in progress.
+    copies = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    for old in sorted(copies, key=_mtime)[:-LOCAL_COPIES]:
         old.unlink(missing_ok=True)
     return copy
+
+
+def _mtime(path: Path) -> float:
+    """When `path` was last used; 0 for one another thread removed meanwhile (it is gone either way)."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def fsync_replace(tmp: Path, path: Path) -> None:
