@@ -5,7 +5,9 @@ Default mode: starts the API (`python -m service`) and one worker (`python -m wo
 epoch rows and artifact rows are the writes the reads compete with); `--clients` threads poll that job's
 `GET /jobs/{id}` and `GET /jobs/{id}/metrics` alternately for `--seconds`. Prints the request count, errors,
 requests per second and latency percentiles, and a markdown line for the README; then cancels the job and
-stops both processes by pid.
+stops both processes by pid. `--streams N` also keeps N event streams open meanwhile (half on the job's
+`/jobs/{id}/events`, half on `/events`, as browser tabs on the job and list pages would), and reports how many
+events they got and whether any dropped.
 
 `--wrk`: the API alone (one job queued, no worker), each route driven by `wrk` (Debian's package) with 1 and
 then 4 connections, so that no Python client competes with the API for the cores: what each route costs.
@@ -93,6 +95,35 @@ def client(base: str, job_id: int, deadline: float, max_requests: int, samples: 
             samples.add(endpoint, (time.perf_counter() - started) * 1000, error)
 
 
+@dataclass
+class Streams:
+    """What the event-stream listeners saw."""
+
+    events: int = 0
+    dropped: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def listener(base: str, path: str, deadline: float, seen: Streams) -> None:
+    """Hold one event stream open until `deadline`, counting its events; a stream that breaks is a drop."""
+    events = 0
+    try:
+        timeout = httpx.Timeout(REQUEST_TIMEOUT_S, read=None)
+        with httpx.Client(base_url=base, timeout=timeout) as http, http.stream("GET", path) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                events += line.startswith("event:")
+                if time.monotonic() > deadline:
+                    break
+            else:
+                raise RuntimeError("the stream ended early")
+    except Exception as exc:
+        with seen.lock:
+            seen.dropped.append(f"{path}: {type(exc).__name__}: {exc}")
+    with seen.lock:
+        seen.events += events
+
+
 @contextmanager
 def service(root: Path) -> Iterator[tuple[str, Settings]]:
     """The API and one worker over a fresh database under `root`; both stopped by pid afterwards."""
@@ -113,7 +144,7 @@ def job_state(http: httpx.Client, job_id: int) -> dict[str, Any]:
     return body
 
 
-def run(seconds: float, clients: int, max_requests: int, root: Path) -> bool:
+def run(seconds: float, clients: int, max_requests: int, root: Path, streams: int = 0) -> bool:
     """The whole benchmark; True when p99 met the target and nothing failed."""
     with service(root) as (base, _), httpx.Client(base_url=base, timeout=REQUEST_TIMEOUT_S) as http:
         job_id = int(http.post("/jobs", json=JOB).raise_for_status().json()["id"])
@@ -137,6 +168,11 @@ def run(seconds: float, clients: int, max_requests: int, root: Path) -> bool:
                 threading.Thread(target=client, args=(base, job_id, deadline, per_client, samples), daemon=True)
                 for _ in range(clients)
             ]
+            seen = Streams()
+            paths = [f"/jobs/{job_id}/events" if i % 2 == 0 else "/events" for i in range(streams)]
+            threads += [
+                threading.Thread(target=listener, args=(base, path, deadline, seen), daemon=True) for path in paths
+            ]
             load_before, started = os.getloadavg()[0], time.perf_counter()
             for t in threads:
                 t.start()
@@ -155,6 +191,11 @@ def run(seconds: float, clients: int, max_requests: int, root: Path) -> bool:
     if after["status"] != "running":
         raise RuntimeError(f"job {job_id} stopped training during the run: {after['status']} {after['error']}")
     met = report(samples, elapsed, clients, seconds, before, after["progress"])
+    if streams:
+        print(f"{streams} event streams held open: {seen.events} events received, {len(seen.dropped)} dropped")
+        for drop in seen.dropped[:5]:
+            print(f"  {drop}")
+        met = met and not seen.dropped
     cores = len(os.sched_getaffinity(0))
     # This run's API, worker and clients count in it; well above their share means other work competed.
     print(f"load average {load_before:.1f} before, {load_after:.1f} after, on {cores} cores")
@@ -256,6 +297,7 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=1_000_000, help="stop early after this many requests")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (database, api.log, worker.log)")
     parser.add_argument("--wrk", action="store_true", help="each route's cost, the API alone, measured by wrk")
+    parser.add_argument("--streams", type=int, default=0, help="event streams held open meanwhile (default 0)")
     args = parser.parse_args()
     if not (0 < args.seconds <= 3600 and 1 <= args.clients <= 200 and args.max_requests >= args.clients):
         parser.error("need 0 < --seconds ≤ 3600, 1 ≤ --clients ≤ 200 and --max-requests ≥ --clients")
@@ -264,7 +306,7 @@ def main() -> None:
         if args.wrk:
             run_wrk(min(args.seconds, 10.0), root)
         else:
-            run(args.seconds, args.clients, args.max_requests, root)
+            run(args.seconds, args.clients, args.max_requests, root, args.streams)
     except BaseException:
         for log in ("api.log", "worker.log"):
             if (root / log).exists():

@@ -5,6 +5,8 @@ and a sync route, in the thread pool): a route's database work runs as one unit 
 (`Database.run`). With sync dependencies and routes, those hops were half of what a one-row read cost.
 """
 
+import hashlib
+import hmac
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
@@ -90,15 +92,34 @@ ReadDatabaseDep = Annotated[Database, Depends(_from_state("read_database"))]
 _bearer = HTTPBearer(auto_error=False, description="Needed only when the server sets API_TOKEN.")
 
 
+# The dashboard's sign-in cookie (see service.routes.session): EventSource cannot send an Authorization header.
+SESSION_COOKIE = "alexnet_jobs_session"
+
+
+def session_value(token: str) -> str:
+    """What the sign-in cookie holds for `token`: a keyed digest, so the cookie never carries the token itself."""
+    return hmac.new(token.encode(), b"alexnet-jobs dashboard sign-in", hashlib.sha256).hexdigest()
+
+
+def signed_in(request: Request, token: str) -> bool:
+    """Whether the request carries the sign-in cookie made for `token`."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return secrets.compare_digest(cookie.encode(), session_value(token).encode())
+
+
 async def require_token(
-    settings: SettingsDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """When API_TOKEN is set, demand `Authorization: Bearer <API_TOKEN>` (compared in constant time)."""
+    """When API_TOKEN is set, demand `Authorization: Bearer <API_TOKEN>` (compared in constant time), or the
+    dashboard's sign-in cookie."""
     if not settings.api_token:
         return
     given = credentials.credentials if credentials else ""
-    if not secrets.compare_digest(given.encode(), settings.api_token.encode()):
-        raise Unauthorized("missing or wrong bearer token")
+    if secrets.compare_digest(given.encode(), settings.api_token.encode()) or signed_in(request, settings.api_token):
+        return
+    raise Unauthorized("missing or wrong bearer token")
 
 
 async def require_json(request: Request) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from service import events
 from service.errors import Conflict
 from service.models import FINISHED, Job, Status, Worker, utcnow
 from service.queries import get_job
@@ -58,6 +59,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    events.emit_status(session, [job.id], Status.QUEUED)
     return job
 
 
@@ -65,12 +67,14 @@ def cancel_job(session: Session, job_id: int) -> Job:
     """Cancel: a queued job at once, a running one by asking its worker. Repeating it changes nothing."""
     job = get_job(session, job_id)  # NotFound first: also for ids no BIGINT can hold
     now = utcnow()
-    session.execute(
+    cancelled = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == Status.QUEUED)
         .values(status=Status.CANCELLED, finished_at=now, cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
+    if cancelled.rowcount:  # type: ignore[attr-defined]
+        events.emit_status(session, [job_id], Status.CANCELLED)
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == Status.RUNNING)
@@ -162,6 +166,7 @@ def claim_next(
     ).first()
     if row is None:
         return None
+    events.emit_status(session, [row.id], Status.RUNNING)
     return Claim(row.id, token, JobSpec.model_validate(row.spec), row.attempts, row.checkpoint)
 
 
@@ -198,7 +203,15 @@ def heartbeat(
         eta_seconds=eta_seconds,
         progress_at=now,
     )
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+    row = session.execute(select(Job.cancel_requested, Job.epochs_completed).where(Job.id == job_id)).one()
+    progress = {"steps_done": steps_done, "steps_total": steps_total, "eta_seconds": eta_seconds}
+    events.emit(
+        session,
+        job_id,
+        events.Kind.PROGRESS,
+        {**progress, "epochs_completed": row.epochs_completed, "updated_at": now.isoformat()},
+    )
+    return bool(row.cancel_requested)
 
 
 def finish(session: Session, job_id: int, token: str, status: Status, error: str | None = None) -> None:
@@ -216,6 +229,7 @@ def finish(session: Session, job_id: int, token: str, status: Status, error: str
         lease_expires_at=None,
         eta_seconds=None,
     )
+    events.emit_status(session, [job_id], status, error=error, end=False)  # the worker ends the stream
 
 
 def hand_back(
@@ -237,6 +251,7 @@ def hand_back(
         attempts=Job.attempts - 1,
         waiting_for=waiting_for,
     )
+    events.emit_status(session, [job_id], Status.QUEUED, waiting_for=waiting_for)
 
 
 def reap_expired(session: Session, now: datetime | None = None) -> int:
@@ -262,8 +277,14 @@ def reap_expired(session: Session, now: datetime | None = None) -> int:
         ),
         (Job.attempts < Job.max_attempts, {"status": Status.QUEUED}),
     ):
-        result = session.execute(
-            update(Job).where(expired, where).values(**cleared, **values).execution_options(synchronize_session=False)
-        )
-        taken += result.rowcount  # type: ignore[attr-defined]
+        rows = session.execute(
+            update(Job)
+            .where(expired, where)
+            .values(**cleared, **values)
+            .returning(Job.id, Job.error)
+            .execution_options(synchronize_session=False)
+        ).all()
+        for row in rows:
+            events.emit_status(session, [row.id], Status(str(values["status"])), error=row.error)
+        taken += len(rows)
     return taken

@@ -153,6 +153,23 @@ class Artifact(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class JobEvent(Base):
+    """One thing that happened to a job, in order: what its event stream sends and its log keeps.
+
+    The id is the event's id on the stream: increasing, so a client that reconnects with `Last-Event-ID` gets
+    exactly the events after it. Written in the transaction that made the change, so no event is ever missed.
+    """
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    # status, progress, epoch, artifact, log or end (see service.events.Kind)
+    kind: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Worker(Base):
     """A worker process, as it last reported itself."""
 

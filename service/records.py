@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from service import events
 from service.jobs import fenced_update
 from service.models import Artifact, EpochMetric, utcnow
 
@@ -42,6 +43,7 @@ def record_epoch(session: Session, job_id: int, token: str, metric: Mapping[str,
             created_at=utcnow(),
         )
     )
+    events.emit(session, job_id, events.Kind.EPOCH, {"epoch": epoch})
 
 
 def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:
@@ -60,6 +62,7 @@ def record_artifact(
     """
     fenced_update(session, job_id, token, lease_token=token)  # a no-op write: checks the lease and locks the row
     key = publish()
+    events.emit(session, job_id, events.Kind.ARTIFACT, {"name": name})
     row = session.get(Artifact, (job_id, name))
     if row is None:
         session.add(

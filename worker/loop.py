@@ -22,14 +22,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, workers
+from service import events, jobs, workers
 from service.config import Settings
 from service.db import is_connection_error, make_engine, make_sessionmaker, transaction
-from service.models import FINISHED, Job
+from service.models import FINISHED, Job, Status
 from service.storage import ArtifactStore, make_store
 from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
 from worker.hooks import StopReason
+from worker.joblog import JobLog
 from worker.runner import JobRun
 
 log = logging.getLogger("worker")
@@ -152,18 +153,21 @@ class Worker:
             log.info("worker %s: took back %d job(s) whose worker stopped responding", self.id, reaped)
         if claim is None:
             return False
-        log.info("worker %s: claimed job %s (attempt %d)", self.id, claim.job_id, claim.attempt)
-        run = self.run_factory(s, self.sessions, self.store, claim)
-        self.current = run
-        if self.stopping.is_set():
-            run.stop_reason = StopReason.SHUTDOWN
-        beat = Heartbeat(self, run)
-        beat.start()
-        try:
-            run.run()
-        finally:
-            beat.stop()
-            self.current = None
+        with JobLog(claim.job_id) as job_log:
+            log.info("job %s: claimed by worker %s (attempt %d)", claim.job_id, self.id, claim.attempt)
+            run = self.run_factory(s, self.sessions, self.store, claim)
+            self.current = run
+            if self.stopping.is_set():
+                run.stop_reason = StopReason.SHUTDOWN
+            beat = Heartbeat(self, run, job_log)
+            beat.start()
+            status = None
+            try:
+                status = run.run()
+            finally:
+                beat.stop()
+                self.current = None
+                self._keep_log(claim.job_id, job_log, status if status and status.finished else None)
         if run.disk_full is not None:
             self.problem = None  # recorded afresh by the next pass, which finds the disk as the job did
         return True
@@ -179,6 +183,21 @@ class Worker:
         for job_id in set(staged) - live:
             self.store.discard_staging(job_id)
 
+    def _keep_log(self, job_id: int, job_log: JobLog, ended: Status | None) -> None:
+        """Store the job's last log lines (the heartbeat stored the others as it went); then, if the run ended the
+        job, the `end` of its event stream, which must follow every line."""
+
+        def keep(session: Session) -> None:
+            events.emit_logs(session, job_id, lines)
+            if ended is not None:
+                events.emit_end(session, job_id, ended)
+
+        lines = job_log.take()
+        try:
+            retry.write(self.sessions, keep, f"job {job_id}: keeping its log", self.stopping.is_set)
+        except retry.DatabaseAway as away:
+            log.warning("%s; %d log lines not kept", away, len(lines))
+
     def _disk_problem(self) -> str | None:
         """Why this worker should not claim: the volume it writes files on (the artifacts' own, or with a bucket
         the local scratch folder) has no room for a job's biggest file."""
@@ -193,15 +212,15 @@ class Heartbeat(threading.Thread):
     """Renews the lease and publishes progress every `heartbeat_seconds`; tells the run to stop when
     the job was cancelled or the lease is gone."""
 
-    def __init__(self, worker: Worker, run: JobRun) -> None:
+    def __init__(self, worker: Worker, run: JobRun, job_log: JobLog) -> None:
         super().__init__(name=f"heartbeat-{run.claim.job_id}", daemon=True)
-        self.worker, self.run_ = worker, run
+        self.worker, self.run_, self.job_log = worker, run, job_log
         self.done = threading.Event()
 
     def run(self) -> None:
         s, claim = self.worker.settings, self.run_.claim
         while not self.done.wait(s.heartbeat_seconds):
-            p = self.run_.progress
+            p, lines = self.run_.progress, self.job_log.take()
             try:
                 with transaction(self.worker.sessions) as session:
                     cancel = jobs.heartbeat(
@@ -214,6 +233,7 @@ class Heartbeat(threading.Thread):
                         p.eta_seconds(),
                     )
                     workers.touch_worker(session, self.worker.id, claim.job_id)
+                    events.emit_logs(session, claim.job_id, lines)
             except jobs.LeaseLost:
                 self.run_.stop_reason = StopReason.LEASE
                 return
@@ -221,6 +241,7 @@ class Heartbeat(threading.Thread):
                 if not is_connection_error(exc):
                     raise
                 self.worker.outages.note()
+                self.job_log.put_back(lines)
                 log.warning("job %s: heartbeat failed: %s", claim.job_id, retry.first_line(exc))
                 continue
             if cancel and self.run_.stop_reason is None:

@@ -2,10 +2,23 @@
 
 from fastapi import APIRouter
 
-from service.routes import compare, docs, files, health, history, jobs, metrics, monitoring, predict, sweeps
+from service.routes import (
+    compare,
+    docs,
+    events,
+    files,
+    health,
+    history,
+    jobs,
+    metrics,
+    monitoring,
+    predict,
+    session,
+    sweeps,
+)
 
-# /health and the docs answer without a token; the others need one when API_TOKEN is set.
-PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router)
+# /health, the docs and signing in answer without a token; the others need one when API_TOKEN is set.
+PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router, session.router)
 PROTECTED: tuple[APIRouter, ...] = (
     jobs.router,
     metrics.router,
@@ -15,4 +28,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     compare.router,
     predict.router,
     monitoring.router,
+    events.router,
 )
