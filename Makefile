@@ -18,13 +18,11 @@ $(STAMP): pyproject.toml
 migrate: $(STAMP)
 	$(PY) -m alembic upgrade head
 
-# The API and one worker; Ctrl-C or SIGTERM to make stops both.
+# The API and $(WORKERS) workers (default 1; `auto`: one per GPU), each restarted when it dies; a dead worker's job
+# is taken back at once. Ctrl-C or SIGTERM to make stops them all, workers handing their jobs back.
+# `exec`: the supervisor itself gets make's signals, with no shell in between.
 run: migrate
-	@$(PY) -m worker & worker=$$!; \
-	$(PY) -m service & api=$$!; \
-	trap 'kill -TERM $$api $$worker 2>/dev/null; wait $$api $$worker; exit 0' INT TERM; \
-	echo "API on http://$(HOST):$(PORT) (Swagger UI at /docs), worker pid $$worker"; \
-	wait -n $$api $$worker; kill -TERM $$api $$worker 2>/dev/null; wait $$api $$worker
+	exec $(PY) -m supervise
 
 worker: migrate
 	$(PY) -m worker

@@ -132,8 +132,18 @@ def stop_all_started() -> None:
 @contextmanager
 def api_server(settings: Settings, log: Path, command: Sequence[str] = API_COMMAND) -> Iterator[str]:
     """The API (`python -m service`, or `command`) on a free loopback port; yields its base URL, stops it afterwards."""
+    with serving(command, settings, log) as (_, base):
+        yield base
+
+
+@contextmanager
+def serving(
+    command: Sequence[str], settings: Settings, log: Path, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`command` serving the API on a free loopback port (the API itself, or a supervisor running it), with `env`
+    added to its environment; yields the process and the API's base URL, and stops the process afterwards."""
     port = free_port()
-    process = start(command, env_for(settings, HOST="127.0.0.1", PORT=str(port)), log)
+    process = start(command, env_for(settings, HOST="127.0.0.1", PORT=str(port), **env), log)
     base = f"http://127.0.0.1:{port}"
 
     def healthy() -> bool:
@@ -146,6 +156,20 @@ def api_server(settings: Settings, log: Path, command: Sequence[str] = API_COMMA
 
     try:
         wait_for(healthy, 30, "the API to answer /health")
-        yield base
+        yield process, base
     finally:
         stop(process)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes that process `pid` started and has not reaped (Linux's /proc), e.g. a supervisor's children."""
+    return [int(child) for task in Path(f"/proc/{pid}/task").glob("*/children") for child in task.read_text().split()]
+
+
+def is_running(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # the state follows the command name, which may hold spaces

@@ -1,7 +1,9 @@
 """Typed settings, read from the environment with safe local defaults."""
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,9 +51,21 @@ class Settings(BaseSettings):
     # pooled connection and a whole request's database work each give up after it, and the API answers 503 with
     # Retry-After instead of hanging for as long as the database does. Every statement here takes milliseconds.
     db_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How many workers `python -m supervise` (`make run`) keeps running beside the API: a number (0: the API alone,
+    # workers elsewhere), or `auto`: one per GPU, each seeing only its own, and one on a host without GPUs.
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 1
 
 
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings; tests build their own `Settings` and pass them in instead."""
     return Settings()
+
+
+def describe_environment(meanings: Mapping[str, str]) -> str:
+    """For `--help`: each named setting's environment variable, what it means and its default."""
+    lines = ["environment variables (default in brackets; the README lists them all):"]
+    for name, meaning in meanings.items():
+        default = Settings.model_fields[name].default
+        lines.append(f"  {name.upper():<21} {meaning} [{default if default != '' else 'none'}]")
+    return "\n".join(lines)

@@ -1,29 +1,82 @@
-"""`python -m worker`: work the queue at $DATABASE_URL until SIGTERM/SIGINT (or, with --burst, until it is empty)."""
+"""`python -m worker`: work the queue at $DATABASE_URL until SIGTERM/SIGINT (or, with --burst, until it is empty).
+
+With --gpus, one worker process per GPU instead, each seeing only its own GPU (CUDA_VISIBLE_DEVICES), named
+`<host>-gpu<N>`, restarted when it dies, its job taken back at once (see `python -m supervise`)."""
 
 import argparse
 import logging
 import os
+import sys
 
-import torch
-
-from service.config import get_settings
-from worker.loop import Worker
+from service.config import describe_environment, get_settings
 
 # Training runs at lower CPU priority so that an API on the same machine stays responsive.
 WORKER_NICENESS = 10
 
+ENVIRONMENT = {
+    "database_url": "the job database, an SQLAlchemy URL (SQLite or postgresql+psycopg://…)",
+    "artifact_url": "where the jobs' files are kept: a folder, or s3://bucket/prefix (empty: $ARTIFACT_DIR)",
+    "data_dir": "where CIFAR-10 is read from, and downloaded to",
+    "lease_seconds": "a job whose worker is silent this long is taken back by another",
+    "heartbeat_seconds": "how often a running job's lease is renewed and its progress published",
+    "poll_seconds": "how long an idle worker sleeps between looks at the queue",
+}
+EPILOG = describe_environment(ENVIRONMENT) + (
+    "\n  CUDA_VISIBLE_DEVICES  the GPUs this worker may use (--gpus all: one worker for each of them)"
+)
+
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m worker",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--burst", action="store_true", help="exit once the queue has nothing to claim")
     parser.add_argument("--id", help="worker id (default: host-pid-random)")
+    parser.add_argument(
+        "--gpus",
+        metavar="all|0,1,…",
+        help="one worker process per GPU (`all`: every visible one), each kept running; on a host without CUDA "
+        "they train on the CPU",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.gpus is not None:
+        if args.burst or args.id:
+            parser.error("--gpus names its workers itself and keeps them running: no --id or --burst with it")
+        sys.exit(run_per_gpu(parser, args.gpus))
+    run_one(args.id, args.burst)
+
+
+def run_per_gpu(parser: argparse.ArgumentParser, gpus: str) -> int:
+    """One worker process per GPU under a supervisor; this process never starts CUDA (nor imports torch)."""
+    from supervise.gpus import parse_gpus, worker_children
+    from supervise.supervisor import supervise
+
+    try:
+        names = parse_gpus(gpus)
+    except ValueError as exc:
+        parser.error(f"--gpus {gpus}: {exc}")
+    return supervise(worker_children(names), get_settings())
+
+
+def run_one(worker_id: str | None, burst: bool) -> None:
+    """This process as one worker."""
+    import torch
+
+    from worker.loop import Worker
+
     os.nice(WORKER_NICENESS)
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process was given, not the host's
-    worker = Worker(get_settings(), worker_id=args.id)
+    worker = Worker(get_settings(), worker_id=worker_id)
     worker.install_signal_handlers()
-    worker.run(burst=args.burst)
+    worker.run(burst=burst)
+    # All is written and the database told; tearing down torch's and numpy's modules (a full garbage collection over
+    # them) would take seconds more on a busy machine, and whoever stops this worker (a supervisor) waits for it.
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":
