@@ -98,11 +98,11 @@ def unique_key(job_id: int, token: str, name: str) -> str:
     return f"{job_id}/{token[:8]}-{uuid.uuid4().hex[:8]}/{name}"
 
 
-def local_copy(store: ArtifactStore, key: str, folder: Path) -> Path:
+def local_copy(store: ArtifactStore, key: str, folder: Path, keep: int = LOCAL_COPIES) -> Path:
     """The file behind `key` on this machine: the store's own, or a copy fetched once into `folder`.
 
     A copy is kept by key, which is sound because a store without local files never reuses a key for other
-    bytes (`unique_key`). The oldest copies beyond LOCAL_COPIES are dropped.
+    bytes (`unique_key`). The oldest copies beyond `keep` are dropped.
     """
     path = store.local_path(key)
     if path is not None:
@@ -121,7 +121,7 @@ def local_copy(store: ArtifactStore, key: str, folder: Path) -> Path:
         tmp.unlink(missing_ok=True)
     # Whole copies only: a name starting with "." is another fetch's file in progress.
     copies = [p for p in folder.iterdir() if not p.name.startswith(".")]
-    for old in sorted(copies, key=_mtime)[:-LOCAL_COPIES]:
+    for old in sorted(copies, key=_mtime)[:-keep]:
         old.unlink(missing_ok=True)
     return copy
 

@@ -1,10 +1,12 @@
 """Two worker hosts that share only Postgres and an S3 bucket: one is killed mid-job, the other resumes the job from
 its checkpoint in the bucket, and the user downloads every file through the API on a third."""
 
+import io
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from bench.processes import api_server, start_worker, stop
 from service.config import Settings
@@ -67,6 +69,12 @@ def test_a_job_killed_on_one_host_resumes_on_another_from_the_bucket_and_every_f
                 assert response.status_code == 200, (artifact["name"], response.text)
                 assert len(response.content) == artifact["size"], artifact["name"]
             assert client.get(f"/jobs/{job_id}/kernels/conv1/evolution.gif?stage=diff").status_code == 200
+            # The trained weights are in the bucket only: the API fetches them for its inference process.
+            image = io.BytesIO()
+            Image.new("RGB", (48, 48), (200, 40, 30)).save(image, format="PNG")
+            answer = client.post(f"/jobs/{job_id}/predict", files={"image": ("red.png", image.getvalue(), "image/png")})
+            assert answer.status_code == 200, answer.text
+            assert len(answer.json()["predictions"]) == 5
 
     for settings in (api_host, *worker_hosts):
         assert not settings.artifact_dir.exists()  # no host kept the artifacts: the bucket did

@@ -1,23 +1,26 @@
 """Ask a trained job what an image shows."""
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, images, queries
-from service.deps import ReadDatabaseDep, StoreDep
+from service.deps import ReadDatabaseDep, SettingsDep, StoreDep
 from service.errors import Conflict, NotFound
 from service.models import Status
 from service.predictor import Predictor
 from service.routes.presenter import json_response
 from service.schemas import ErrorBody, Prediction, PredictionOut
 from service.spec import JobSpec
+from service.storage import local_copy
 
 JobId = Annotated[int, "job id"]
 # The five most likely classes are answered, best first.
 TOP = 5
+# Trained weights fetched from a bucket, kept on this machine: 228 MB each at full size.
+WEIGHTS_KEPT = 4
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
@@ -48,21 +51,25 @@ async def predict(
     db: ReadDatabaseDep,
     store: StoreDep,
     predictor: PredictorDep,
+    settings: SettingsDep,
 ) -> Response:
     """The five classes a succeeded job's network finds most likely in an image, best first, with probabilities."""
 
-    def find(session: Session) -> tuple[JobSpec, str, Path | None, list[str]]:
+    def find(session: Session) -> tuple[JobSpec, str, str, list[str]]:
         job = queries.job_row(session, job_id)
         if job.status != Status.SUCCEEDED:
             raise Conflict(f"job {job_id} is {job.status}; only a succeeded job has trained weights to predict with")
         weights = queries.artifact_row(session, job_id, artifacts.WEIGHTS)
         _, epoch = queries.evaluated_epoch(session, job_id, None)
         key = f"{weights.key}@{weights.updated_at.isoformat()}"
-        return JobSpec.model_validate(job.spec), key, store.local_path(weights.key), epoch.details["classes"]
+        return JobSpec.model_validate(job.spec), key, weights.key, epoch.details["classes"]
 
-    spec, key, path, classes = await db.run(find)
-    if path is None:
-        raise NotFound(f"job {job_id}'s {artifacts.WEIGHTS} is not in the local store")
+    spec, key, stored, classes = await db.run(find)
+    # From a bucket, the weights are fetched once into the cache (228 MB at full size: only a few are kept).
+    try:
+        path = await run_in_threadpool(local_copy, store, stored, settings.cache_dir / "weights", WEIGHTS_KEPT)
+    except FileNotFoundError:
+        raise NotFound(f"job {job_id}'s {artifacts.WEIGHTS} is missing from the store") from None
     # One byte past the limit is enough to know it is over.
     pixels = await predictor.prepare(await image.read(images.MAX_BYTES + 1))
     probabilities = await predictor.probabilities(path, key, spec.image_size, pixels)
