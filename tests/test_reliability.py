@@ -136,3 +136,23 @@ def test_a_stalled_database_gets_503_with_retry_after_within_seconds_and_stores_
         assert time.monotonic() - started < settings.db_timeout_seconds + 3
         proxy.restore()
     assert "Traceback" not in (tmp_path / "api.log").read_text()
+
+
+def test_a_worker_waits_out_a_stalled_database_says_so_and_the_job_goes_on(
+    proxy: Proxy, postgres_url: str, tmp_path: Path
+) -> None:
+    settings = through(proxy, postgres_url, tmp_path)
+    db = Db(make_settings(tmp_path, postgres_url), SPEC)
+    job_id = db.submit(epochs=2)
+    log = tmp_path / "worker.log"
+    worker = start_worker(settings, log)
+    try:
+        db.when(job_id, "training to start", lambda j: j.steps_done > 0, timeout=120)
+        proxy.stall()
+        time.sleep(2 * settings.lease_seconds)  # open connections, and not a byte through
+        proxy.restore()
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=120)
+    finally:
+        assert stop(worker) == 0
+    assert (job.status, job.error, job.attempts) == ("succeeded", None, 1)
+    assert f"job {job_id}: the database has not answered a heartbeat for" in log.read_text()
