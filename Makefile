@@ -22,7 +22,7 @@ migrate: $(STAMP)
 # is taken back at once. Ctrl-C or SIGTERM to make stops them all, workers handing their jobs back.
 # `exec`: the supervisor itself gets make's signals, with no shell in between.
 run: migrate
-	exec $(PY) -m supervise
+	exec $(PY) -m service.run
 
 worker: migrate
 	$(PY) -m worker

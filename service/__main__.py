@@ -1,5 +1,5 @@
 """`python -m service`: serve the API on $HOST:$PORT (the workers run apart: `python -m worker`, or both at once
-with `python -m supervise`)."""
+with `python -m service.run`)."""
 
 import argparse
 

@@ -63,7 +63,7 @@ CONFIG = schemathesis.Config.from_dict(
                 "checks": {
                     "positive_data_acceptance": {"expected-statuses": ["2xx", "401", "404", "409", "422"]},
                 },
-            }
+            },
         ],
     }
 )

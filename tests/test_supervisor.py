@@ -30,7 +30,7 @@ from service.db import transaction
 from service.models import FINISHED, Job, Status
 from tests.helpers import Db, Sessions, make_settings, queue_jobs
 
-SUPERVISOR = (sys.executable, "-m", "supervise")
+SUPERVISOR = (sys.executable, "-m", "service.run")
 # Small enough to train in seconds on 2 cores; three epochs, so that a kill in the second leaves work to resume.
 SPEC = {
     "dataset": "synthetic",
@@ -129,7 +129,7 @@ def test_a_dead_workers_job_fails_after_max_attempts_or_ends_cancelled_if_asked(
 # ---------------------------------------------------------------- the processes
 
 
-@pytest.mark.parametrize("module", ["service", "worker", "supervise"])
+@pytest.mark.parametrize("module", ["service", "service.run", "worker"])
 def test_help_describes_the_options_and_the_environment_and_starts_nothing(module: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60

@@ -1,7 +1,7 @@
 """`python -m worker`: work the queue at $DATABASE_URL until SIGTERM/SIGINT (or, with --burst, until it is empty).
 
 With --gpus, one worker process per GPU instead, each seeing only its own GPU (CUDA_VISIBLE_DEVICES), named
-`<host>-gpu<N>`, restarted when it dies, its job taken back at once (see `python -m supervise`)."""
+`<host>-gpu<N>`, restarted when it dies, its job taken back at once (see `python -m service.run`)."""
 
 import argparse
 import logging
@@ -52,8 +52,8 @@ def main() -> None:
 
 def run_per_gpu(parser: argparse.ArgumentParser, gpus: str) -> int:
     """One worker process per GPU under a supervisor; this process never starts CUDA (nor imports torch)."""
-    from supervise.gpus import parse_gpus, worker_children
-    from supervise.supervisor import supervise
+    from service.gpus import parse_gpus, worker_children
+    from service.supervisor import supervise
 
     try:
         names = parse_gpus(gpus)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from supervise.supervisor import Child
+from service.supervisor import Child
 
 # What CUDA_VISIBLE_DEVICES accepts: an index, or a GPU's or MIG instance's UUID.
 GPU_NAME = re.compile(r"^(\d+|(GPU|MIG)-[\w-]+)$")

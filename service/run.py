@@ -1,4 +1,4 @@
-"""`python -m supervise`: the API and $WORKERS workers on this host, each restarted when it dies, until SIGTERM or
+"""`python -m service.run`: the API and $WORKERS workers on this host, each restarted when it dies, until SIGTERM or
 Ctrl-C. A worker that dies has its running job taken back at once, to resume from its checkpoint on the restarted
 worker or another; the API stays up whatever happens to the workers."""
 
@@ -10,10 +10,10 @@ import sys
 from pydantic import ValidationError
 
 from service.config import Settings, describe_environment, get_settings
-from supervise.gpus import parse_gpus, visible_gpus, worker_children
-from supervise.supervisor import Child, supervise
+from service.gpus import parse_gpus, visible_gpus, worker_children
+from service.supervisor import Child, supervise
 
-log = logging.getLogger("supervise")
+log = logging.getLogger("supervisor")
 
 ENVIRONMENT = {
     "workers": "how many workers: a number (0: the API alone), or `auto`: one per GPU, one on a host without GPUs",
@@ -31,7 +31,7 @@ EPILOG = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m supervise",
+        prog="python -m service.run",
         description=__doc__,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

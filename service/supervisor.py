@@ -7,6 +7,13 @@ the API finishes its requests); a second one is passed on again, which makes wor
 are taken back the moment they are gone. Children run in process groups of their own, so that a terminal's Ctrl-C
 reaches them only through the supervisor (two signals would make a worker drop its job), and on Linux each gets
 SIGTERM should the supervisor itself be killed, so that none outlives it holding a job or the API's port.
+
+Why not supervisord, circus or honcho: when a worker dies, its job must be taken back in the database before the
+worker is restarted under the same id, and that needs the moment of death and the worker's id in one place. honcho
+restarts nothing (one process ending stops them all, as a shell's `wait -n` did); supervisord and circus restart,
+but only a separate event-listener process, speaking their protocol, could act on a death, with no ordering against
+the restart; and each needs a configuration file (GPU lists, ids and environments computed at start) and a daemon
+of its own. What is left is small: asyncio's subprocess handling, a backoff and a signal handler (`supervisor.py`).
 """
 
 import asyncio
@@ -24,7 +31,7 @@ from service import jobs, workers
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 
-log = logging.getLogger("supervise")
+log = logging.getLogger("supervisor")
 
 # Restart delays: the first restart comes quickly (a one-off OOM kill), then doubling while the child keeps dying
 # young, up to a retry every half minute; a child that ran a minute was healthy, and starts again from the first.
