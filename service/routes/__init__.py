@@ -15,10 +15,12 @@ from service.routes import (
     predict,
     session,
     sweeps,
+    ui,
 )
 
-# /health, the docs and signing in answer without a token; the others need one when API_TOKEN is set.
-PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router, session.router)
+# /health, the docs, signing in and the dashboard's pages (which hold no data) answer without a token; the others
+# need one when API_TOKEN is set.
+PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router, session.router, ui.router)
 PROTECTED: tuple[APIRouter, ...] = (
     jobs.router,
     metrics.router,
