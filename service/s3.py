@@ -17,9 +17,10 @@ import s3fs
 from service.config import Settings
 from service.storage import checkpoint_key, unique_key
 
-# Reads fetch the object in ranges this large: one request for a picture, a few dozen for 684 MB of checkpoint,
-# and never more than this held in memory per open file (s3fs's default is 50 MB).
-BLOCK_BYTES = 16 * 2**20
+# Reads fetch the object in ranges this large: one request for a picture, four for weights.pt, eleven for a 684 MB
+# checkpoint, and no more than this held in memory per open file. Smaller ranges mean more requests, each with its
+# own latency (and on some S3-compatible servers, its own pass over the whole object).
+BLOCK_BYTES = 64 * 2**20
 
 
 class S3Store:
