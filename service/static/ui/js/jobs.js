@@ -3,7 +3,7 @@
 import { api } from "./api.js";
 import { debounce, fill, h, showError } from "./dom.js";
 import { follow } from "./events.js";
-import { percent, progressText, when } from "./format.js";
+import { FINISHED, percent, progressText, when } from "./format.js";
 import { ensureSignedIn } from "./signin.js";
 import { buildForm } from "./submit.js";
 
@@ -16,18 +16,22 @@ const $ = (id) => document.getElementById(id);
 const tbody = $("jobs-table").querySelector("tbody");
 
 function statusCell(job) {
-  return h(
-    "td",
-    {},
+  return [
     h("span", { class: `badge status-${job.status}` }, job.status),
-    job.cancel_requested && !["cancelled", "failed", "succeeded"].includes(job.status)
-      ? h("span", { class: "note" }, "cancelling")
-      : null,
+    job.cancel_requested && !FINISHED.has(job.status) ? h("span", { class: "note" }, "cancelling") : null,
     job.waiting_for ? h("span", { class: "note" }, job.waiting_for) : null,
     job.error ? h("span", { class: "note error-text", title: job.error }, job.error) : null,
-  );
+  ];
 }
 
+function progressCell(job) {
+  return [
+    h("progress", { max: 1, value: job.progress.fraction, "aria-label": `Job ${job.id} progress` }),
+    h("span", {}, progressText(job)),
+  ];
+}
+
+/** A new row for `job`; its changing cells are kept to be refilled in place (see `render`). */
 function row(job) {
   const box = h("input", { type: "checkbox", "aria-label": `Select job ${job.id}`, checked: selected.has(job.id) });
   box.addEventListener("change", () => {
@@ -36,7 +40,13 @@ function row(job) {
     renderCompareLink();
   });
   const link = `/ui/jobs/${job.id}`;
-  return h(
+  const cells = {
+    status: h("td", {}),
+    progress: h("td", { class: "progress" }),
+    best: h("td", { class: "num" }),
+    device: h("td", {}),
+  };
+  const tr = h(
     "tr",
     { "data-job": job.id },
     h("td", {}, box),
@@ -49,25 +59,28 @@ function row(job) {
         ? h("span", { class: "note" }, "in ", h("a", { href: `/ui/sweeps/${job.sweep_id}` }, `sweep ${job.sweep_id}`))
         : null,
     ),
-    statusCell(job),
-    h(
-      "td",
-      { class: "progress" },
-      h("progress", { max: 1, value: job.progress.fraction, "aria-label": `Job ${job.id} progress` }),
-      h("span", {}, progressText(job)),
-    ),
-    h("td", { class: "num" }, percent(state.best.get(job.id))),
-    h("td", {}, job.device || "—"),
+    cells.status,
+    cells.progress,
+    cells.best,
+    cells.device,
     h("td", {}, h("time", { datetime: job.created_at }, when(job.created_at))),
   );
+  return { tr, cells };
 }
 
+/** Show `job`'s current state. Only the cells that change are refilled: a row replaced every heartbeat would take
+ * the keyboard focus away from its checkbox and links. */
 function render(job) {
-  const tr = row(job);
-  const old = state.rows.get(job.id);
-  if (old) old.replaceWith(tr);
-  state.rows.set(job.id, tr);
-  return tr;
+  let shown = state.rows.get(job.id);
+  if (!shown) {
+    shown = row(job);
+    state.rows.set(job.id, shown);
+  }
+  fill(shown.cells.status, statusCell(job));
+  fill(shown.cells.progress, progressCell(job));
+  fill(shown.cells.best, percent(state.best.get(job.id)));
+  fill(shown.cells.device, job.device || "—");
+  return shown.tr;
 }
 
 function renderCompareLink() {
@@ -111,9 +124,15 @@ async function load() {
     return true;
   }
   state.total = page.total;
+  const sameRows = page.items.map((j) => j.id).join() === [...state.jobs.keys()].join() && page.items.length;
   state.jobs = new Map(page.items.map((job) => [job.id, job]));
-  state.rows = new Map();
-  fill(tbody, page.items.length ? page.items.map(render) : h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No jobs yet.")));
+  for (const id of state.rows.keys()) if (!state.jobs.has(id)) state.rows.delete(id);
+  if (sameRows) {
+    page.items.forEach(render); // the same jobs in the same order: refilled in place, the focus stays
+  } else {
+    const empty = h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No jobs yet."));
+    fill(tbody, page.items.length ? page.items.map(render) : empty);
+  }
   const last = Math.min(state.offset + page.items.length, page.total);
   $("page-info").textContent = page.total ? `${state.offset + 1}–${last} of ${page.total}` : "";
   $("prev-page").disabled = state.offset === 0;
