@@ -182,7 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("unhandled error", exc_info=exc)
         return _error(500, "internal_error", "an unexpected error occurred")
 
-    app.mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static")
+    # Swagger UI's and ReDoc's assets only: the dashboard's are served by its own route, with its CSP.
+    app.mount("/static/docs", StaticFiles(directory=STATIC / "docs", follow_symlink=False), name="static")
     for router in PUBLIC:
         app.include_router(router)
     # Without a token there is no authentication, and the OpenAPI document declares none (no 401s either).

@@ -363,3 +363,6 @@ def test_every_dashboard_response_forbids_other_origins(api: httpx.Client) -> No
         assert "script-src 'self';" in headers["content-security-policy"], path
         assert headers["x-content-type-options"] == "nosniff", path
         assert headers["referrer-policy"] == "no-referrer", path
+    # Nor are its files served anywhere else, without those headers.
+    assert api.get("/static/ui/js/api.js").status_code == 404
+    assert api.get("/static/docs/swagger-ui.css").status_code == 200
