@@ -35,6 +35,9 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         "lease_seconds": 30.0,
         "heartbeat_seconds": 0.5,
         "poll_seconds": 0.2,
+        # A loaded 2-core test machine can take seconds for what takes milliseconds: only the tests of database
+        # trouble set a short database timeout.
+        "db_timeout_seconds": 30.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 
 
 def test_migrations_downgrade_and_upgrade_again(database_url: str) -> None:
-    expected = {"jobs", "epoch_metrics", "artifacts", "workers", "sweeps", "alembic_version"}
+    expected = {"jobs", "epoch_metrics", "artifacts", "workers", "sweeps", "job_events", "alembic_version"}
     assert tables(database_url) == expected
     command.downgrade(alembic_config(database_url), "base")
     assert tables(database_url) == {"alembic_version"}
