@@ -239,6 +239,8 @@ class Heartbeat(threading.Thread):
                     workers.touch_worker(session, self.worker.id, claim.job_id)
                     events.emit_logs(session, claim.job_id, lines)
             except jobs.LeaseLost:
+                # The job ended (or moved on) since this beat began: its lines are kept when the run ends.
+                self.job_log.put_back(lines)
                 self.run_.stop_reason = StopReason.LEASE
                 return
             except (DBAPIError, PoolTimeout) as exc:  # try again next beat; the lease has slack for a few misses
