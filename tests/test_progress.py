@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.runner import Progress
+from worker.progress import Progress
 
 
 def test_the_eta_is_the_measured_time_per_step_times_the_steps_left() -> None:

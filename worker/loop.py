@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from types import FrameType
@@ -30,6 +29,7 @@ from service.models import FINISHED, Job, Status
 from service.storage import ArtifactStore, make_store
 from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
+from worker.heartbeat import Heartbeat
 from worker.hooks import StopReason
 from worker.joblog import JobLog
 from worker.runner import JobRun
@@ -207,72 +207,3 @@ class Worker:
         except disk.DiskFull as full:
             return str(full)
         return None
-
-
-class Heartbeat(threading.Thread):
-    """Renews the lease and publishes progress every `heartbeat_seconds`; tells the run to stop when
-    the job was cancelled or the lease is gone."""
-
-    def __init__(self, worker: Worker, run: JobRun, job_log: JobLog) -> None:
-        super().__init__(name=f"heartbeat-{run.claim.job_id}", daemon=True)
-        self.worker, self.run_, self.job_log = worker, run, job_log
-        self.done = threading.Event()
-        self.waiting_since: float | None = None  # when the beat under way began waiting for the database
-
-    def run(self) -> None:
-        s, claim = self.worker.settings, self.run_.claim
-        threading.Thread(target=self._watch, name=f"stall-watch-{claim.job_id}", daemon=True).start()
-        while not self.done.wait(s.heartbeat_seconds):
-            p, lines = self.run_.progress, self.job_log.take()
-            self.waiting_since = time.monotonic()
-            try:
-                with transaction(self.worker.sessions) as session:
-                    cancel = jobs.heartbeat(
-                        session,
-                        claim.job_id,
-                        claim.token,
-                        s.lease_seconds,
-                        p.steps_done,
-                        p.steps_total,
-                        p.eta_seconds(),
-                    )
-                    workers.touch_worker(session, self.worker.id, claim.job_id)
-                    events.emit_logs(session, claim.job_id, lines)
-            except jobs.LeaseLost:
-                # The job ended (or moved on) since this beat began: its lines are kept when the run ends.
-                self.job_log.put_back(lines)
-                self.run_.stop_reason = StopReason.LEASE
-                return
-            except (DBAPIError, PoolTimeout) as exc:  # try again next beat; the lease has slack for a few misses
-                if not is_connection_error(exc):
-                    raise
-                self.worker.outages.note()
-                self.job_log.put_back(lines)
-                log.warning("job %s: heartbeat failed: %s", claim.job_id, retry.first_line(exc))
-                continue
-            finally:
-                self.waiting_since = None
-            if cancel and self.run_.stop_reason is None:
-                self.run_.stop_reason = StopReason.CANCEL
-
-    def _watch(self) -> None:
-        """Say so when a beat has waited past the database timeout: a silent network holds a connection open
-        without failing it, and nothing else would tell. It counts as database trouble for the reaper's grace."""
-        claim, warned = self.run_.claim, False
-        while not self.done.wait(1.0):
-            since = self.waiting_since
-            if since is None or time.monotonic() - since < self.worker.settings.db_timeout_seconds:
-                warned = False
-                continue
-            self.worker.outages.note()
-            if not warned:
-                log.warning(
-                    "job %s: the database has not answered a heartbeat for %.0f s; still waiting",
-                    claim.job_id,
-                    time.monotonic() - since,
-                )
-                warned = True
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join()
