@@ -13,22 +13,13 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bench.processes import api_server, migrate
+from bench.processes import CHROMIUM, CHROMIUM_ARGS, api_server, migrate
 from service import jobs, records
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Status
 from service.spec import DEMO, JobSpec
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TARGET_SECONDS = 1.0
 
 
@@ -60,7 +51,7 @@ def main() -> None:
         migrate(settings.database_url)
         seed(settings.database_url, args.jobs)
         with api_server(settings, root / "api.log") as base, sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             times = []
             for _ in range(args.loads):

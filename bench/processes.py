@@ -23,6 +23,17 @@ T = TypeVar("T")
 # Every process these helpers start, so that a failing test cannot leave one running (see conftest).
 STARTED: list[subprocess.Popen[bytes]] = []
 API_COMMAND = (sys.executable, "-m", "service")
+# Debian's Chromium, as the dashboard's tests and benchmark drive it (Playwright's own browser download is not used).
+# Headless in a container: no sandbox (no user namespaces), no GPU, and nothing that phones home.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 # Where the artifacts go: taken from the settings alone, never from this process's environment.
 STORE_VARIABLES = (
     "ARTIFACT_URL",

@@ -21,6 +21,17 @@ from worker.publish import ArtifactWriter
 
 Sessions = sessionmaker[Session]
 
+# A job small enough to train in seconds on 2 cores (10 steps an epoch), long enough to be caught mid-epoch. On the
+# CPU even where a GPU is present: a GPU runs it in well under a second, too fast for a test to act mid-job.
+SMALL_JOB: dict[str, Any] = {
+    "dataset": "synthetic",
+    "image_size": 64,
+    "batch_size": 32,
+    "train_samples": 320,
+    "test_samples": 64,
+    "device": "cpu",
+}
+
 
 # ---------------------------------------------------------------- settings and databases
 

@@ -12,22 +12,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from bench.processes import API_COMMAND, ROOT, STARTED, serving, start_worker, stop
+from bench.processes import API_COMMAND, CHROMIUM, CHROMIUM_ARGS, ROOT, STARTED, serving, start_worker, stop
 from service.config import Settings
 from tests.helpers import make_settings, sqlite_database
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Headless in a container: no sandbox (no user namespaces), no GPU, and nothing that phones home.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Five steps an epoch, so that an epoch takes seconds on a CPU (the 57 M parameters' update is most of a step);
 # two epochs, so that the slider has epochs to move between and the compared lines have a slope.
 TINY = {

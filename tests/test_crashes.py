@@ -13,22 +13,13 @@ import torch
 from bench.processes import ROOT, STARTED, start_worker, stop, wait_for
 from service.config import Settings
 from service.models import FINISHED
-from tests.helpers import Db, make_settings
+from tests.helpers import SMALL_JOB, Db, make_settings
 from worker import checkpoint
 from worker.loop import Worker
 
 pytestmark = pytest.mark.slow
 
-# Small enough to train in seconds on 2 cores, long enough to be caught mid-epoch. On the CPU even where a GPU
-# is present: a GPU runs this job in well under a second, too fast for a test to stop a worker mid-epoch.
-SPEC = {
-    "dataset": "synthetic",
-    "image_size": 64,
-    "batch_size": 32,
-    "train_samples": 320,
-    "test_samples": 64,
-    "device": "cpu",
-}
+SPEC = SMALL_JOB
 
 
 def short_leases(tmp_path: Path, url: str) -> Settings:

@@ -18,20 +18,13 @@ from service import artifacts, queries
 from service.app import create_app
 from service.db import transaction
 from service.models import FINISHED
-from tests.helpers import Db, make_settings
+from tests.helpers import SMALL_JOB, Db, make_settings
 from worker import checkpoint, disk
 from worker.disk import DiskFull
 
 pytestmark = pytest.mark.slow
 
-SPEC = {
-    "dataset": "synthetic",
-    "image_size": 64,
-    "batch_size": 32,
-    "train_samples": 320,
-    "test_samples": 64,
-    "device": "cpu",
-}
+SPEC = SMALL_JOB
 MiB = 2**20
 
 

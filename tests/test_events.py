@@ -16,19 +16,11 @@ from fastapi.testclient import TestClient
 from bench.processes import API_COMMAND, api_server, env_for, free_port, start, start_worker, stop, wait_for
 from service.app import create_app
 from service.config import Settings
-from tests.helpers import assert_error, make_settings, sqlite_database
+from tests.helpers import SMALL_JOB, assert_error, make_settings, sqlite_database
 
 pytestmark = pytest.mark.slow
 
-SPEC = {
-    "dataset": "synthetic",
-    "image_size": 64,
-    "batch_size": 32,
-    "train_samples": 128,
-    "test_samples": 64,
-    "device": "cpu",
-    "epochs": 2,
-}
+SPEC = {**SMALL_JOB, "train_samples": 128, "epochs": 2}
 
 
 @dataclass

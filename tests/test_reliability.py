@@ -13,19 +13,12 @@ from bench.processes import api_server, start_worker, stop, wait_for
 from service.config import Settings
 from service.models import FINISHED
 from tests.dbproxy import Proxy, proxy_to
-from tests.helpers import Db, assert_error, make_settings
+from tests.helpers import SMALL_JOB, Db, assert_error, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 # Trains in a few seconds on 2 cores; on the CPU even where a GPU is present, so that a test can act mid-job.
-SPEC = {
-    "dataset": "synthetic",
-    "image_size": 64,
-    "batch_size": 32,
-    "train_samples": 320,
-    "test_samples": 64,
-    "device": "cpu",
-}
+SPEC = SMALL_JOB
 
 
 @pytest.fixture

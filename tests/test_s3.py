@@ -17,23 +17,14 @@ from service.models import utcnow
 from service.s3 import S3Store
 from service.spec import DEMO
 from service.storage import make_store
-from tests.helpers import Sessions, assert_error, make_settings, queue_jobs
+from tests.helpers import SMALL_JOB, Sessions, assert_error, make_settings, queue_jobs
 from worker.checkpoint import Checkpoints
 from worker.loop import Worker
 from worker.publish import ArtifactWriter
 
 # The smallest job that still draws every picture: 2 epochs of 10 steps on the CPU, in seconds. SGD, whose
 # checkpoints (456 MB) are a third smaller than Adam's: every byte goes through the S3 server in this process.
-TINY = {
-    "dataset": "synthetic",
-    "image_size": 64,
-    "batch_size": 32,
-    "train_samples": 320,
-    "test_samples": 64,
-    "device": "cpu",
-    "epochs": 2,
-    "optimizer": "sgd",
-}
+TINY = {**SMALL_JOB, "epochs": 2, "optimizer": "sgd"}
 
 
 @pytest.fixture

@@ -28,19 +28,11 @@ from service import jobs
 from service.config import Settings
 from service.db import transaction
 from service.models import FINISHED, Job, Status
-from tests.helpers import Db, Sessions, make_settings, queue_jobs
+from tests.helpers import SMALL_JOB, Db, Sessions, make_settings, queue_jobs
 
 SUPERVISOR = (sys.executable, "-m", "service.run")
 # Small enough to train in seconds on 2 cores; three epochs, so that a kill in the second leaves work to resume.
-SPEC = {
-    "dataset": "synthetic",
-    "image_size": 64,
-    "batch_size": 32,
-    "train_samples": 320,
-    "test_samples": 64,
-    "device": "cpu",
-    "epochs": 3,
-}
+SPEC = {**SMALL_JOB, "epochs": 3}
 # The promise: a job whose worker was killed trains again this soon, half the lease these tests give it.
 TAKEN_BACK_SECONDS = 15
 STOP_SECONDS = 15
