@@ -53,8 +53,7 @@ def emit_status(
         for j in job_ids
     ]
     if status in FINISHED and end:
-        rows += [{"job_id": r["job_id"], "kind": Kind.END, "data": {"status": status}} for r in list(rows)]
-        rows.sort(key=lambda r: r["kind"] == Kind.END)  # every status before any end
+        rows += [{"job_id": r["job_id"], "kind": Kind.END, "data": {"status": status}} for r in rows]
     if rows:
         now = utcnow()
         session.execute(insert(JobEvent), [{**r, "created_at": now} for r in rows])

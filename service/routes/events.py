@@ -66,6 +66,8 @@ def progress_of(data: dict[str, Any], epochs_total: int, status: str | None = No
 
 def rendered(rows: Sequence[Row[Any]], session: Session) -> list[ServerSentEvent]:
     """Events as the streams send them: each row's data, completed with what the API shows elsewhere."""
+    if not rows:  # most polls: nothing new, and nothing more to read
+        return []
     job_ids = {r.job_id for r in rows}
     specs = {
         j.id: JobSpec.model_validate(j.spec)
