@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # How many workers `python -m service.run` (`make run`) keeps running beside the API: a number (0: the API alone,
     # workers elsewhere), or `auto`: one per GPU, each seeing only its own, and one on a host without GPUs.
     workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 1
+    # The training engine's speed choices for a worker, `name=value,…` (worker/tuning.py; bench/NOTES.md says what
+    # each was measured to give). Empty: the defaults.
+    engine_tuning: str = ""
 
 
 @lru_cache

@@ -20,6 +20,7 @@ ENVIRONMENT = {
     "lease_seconds": "a job whose worker is silent this long is taken back by another",
     "heartbeat_seconds": "how often a running job's lease is renewed and its progress published",
     "poll_seconds": "how long an idle worker sleeps between looks at the queue",
+    "engine_tuning": "the engine's speed choices, e.g. upscale_once=1,warm_up=1 (worker/tuning.py)",
 }
 EPILOG = describe_environment(ENVIRONMENT) + (
     "\n  CUDA_VISIBLE_DEVICES  the GPUs this worker may use (--gpus all: one worker for each of them)"
@@ -67,10 +68,14 @@ def run_one(worker_id: str | None, burst: bool) -> None:
     import torch
 
     from worker.loop import Worker
+    from worker.tuning import TuningError
 
     os.nice(WORKER_NICENESS)
     torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process was given, not the host's
-    worker = Worker(get_settings(), worker_id=worker_id)
+    try:
+        worker = Worker(get_settings(), worker_id=worker_id)
+    except TuningError as exc:
+        sys.exit(f"python -m worker: {exc}")
     worker.install_signal_handlers()
     worker.run(burst=burst)
     # All is written and the database told; tearing down torch's and numpy's modules (a full garbage collection over

@@ -26,6 +26,7 @@ from service import events, jobs, workers
 from service.config import Settings
 from service.db import is_connection_error, make_engine, make_sessionmaker, transaction
 from service.models import FINISHED, Job, Status
+from service.spec import JobSpec
 from service.storage import ArtifactStore, make_store
 from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
@@ -33,6 +34,8 @@ from worker.heartbeat import Heartbeat
 from worker.hooks import StopReason
 from worker.joblog import JobLog
 from worker.runner import JobRun
+from worker.train import warm_up
+from worker.tuning import Tuning
 
 log = logging.getLogger("worker")
 
@@ -66,6 +69,7 @@ class Worker:
         self.current: JobRun | None = None
         self.outages = retry.outages(self.sessions)
         self.problem: str | None = None  # why this worker takes no jobs now (no room for their files)
+        self.tuning = Tuning.parse(settings.engine_tuning)  # TuningError, before anything starts, if it is wrong
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -98,11 +102,14 @@ class Worker:
             self.stopping.is_set,
         )
         self._sweep_staging()
+        if self.tuning.warm_up:
+            self._warm_up()
         log.info(
-            "worker %s: ready on %s (bf16 %s), polling %s",
+            "worker %s: ready on %s (bf16 %s; engine tuning: %s), polling %s",
             self.id,
             self.device,
             "native" if self.bf16_native else "emulated: bf16 jobs are left to workers with native bf16",
+            self.tuning.describe(),
             self.engine.url.render_as_string(),
         )
         try:
@@ -127,6 +134,14 @@ class Worker:
                 log.warning("worker %s: could not say goodbye: %s", self.id, retry.first_line(exc))
             self.engine.dispose()
             log.info("worker %s: stopped", self.id)
+
+    def _warm_up(self) -> None:
+        """One step of a default job on synthetic images before the first claim, so that the first job does not
+        pay for the kernels the device chooses or compiles for its shapes (`Tuning.warm_up`)."""
+        spec = JobSpec()
+        shapes = f"batch {spec.batch_size}, {spec.image_size} px"
+        log.info("worker %s: warming up on a default job's shapes (%s)", self.id, shapes)
+        log.info("worker %s: warmed up in %.1f s", self.id, warm_up(spec, self.tuning))
 
     def run_once(self) -> bool:
         """Reap expired leases, claim one job and run it; False when there was nothing to claim."""

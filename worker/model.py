@@ -33,7 +33,12 @@ def build_model(device: torch.device, seed: int) -> nn.Module:
 
 
 def upscale(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (N, 3, 32, 32) → float (N, 3, size, size) in [0, 1], as PIL's bilinear Resize + ToTensor give.
+    """uint8 (N, 3, 32, 32) → float (N, 3, size, size) in [0, 1], as PIL's bilinear Resize + ToTensor give."""
+    return upscale_levels(images, size).div_(255)  # a division, as ToTensor does: × 1/255 can differ in the last bit
+
+
+def upscale_levels(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, 3, 32, 32) → float (N, 3, size, size) of whole levels 0–255, as PIL's bilinear Resize gives.
 
     PIL enlarges in two passes, rows then columns, rounding half up to whole levels after each. At
     whole-number scales (64, 96, …, 224 = 7 × 32) doing the same reproduces its pixels exactly, so the
@@ -44,8 +49,32 @@ def upscale(images: torch.Tensor, size: int) -> torch.Tensor:
     x = images.float()
     if size % images.shape[-1] == 0:
         x = F.interpolate(x, size=(images.shape[-2], size), mode="bilinear", align_corners=False).add_(0.5).floor_()
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).add_(0.5).floor_()
-    return x.div_(255)  # a division, as ToTensor does: multiplying by 1/255 can differ in the last bit
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).add_(0.5).floor_()
+
+
+class ChannelPaddedConv2d(nn.Conv2d):
+    """A Conv2d that takes inputs with extra zero channels after its own: its weight is padded with zeros to
+    match on the way in, so the result is the unpadded convolution's while the shapes suit tensor cores better.
+    The parameter keeps its shape, and the state_dict its keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        extra = x.shape[1] - self.in_channels
+        weight = F.pad(self.weight, (0, 0, 0, 0, 0, extra)) if extra > 0 else self.weight
+        return self._conv_forward(x, weight, self.bias)
+
+
+def pad_conv1(model: nn.Module) -> None:
+    """Let conv1 take inputs padded with zero channels (`ChannelPaddedConv2d`), keeping its parameters."""
+    conv = model.get_submodule("features.0")
+    assert isinstance(conv, nn.Conv2d)
+    if isinstance(conv, ChannelPaddedConv2d):
+        return
+    padded = ChannelPaddedConv2d(3, 64, kernel_size=11, stride=4, padding=2, device="meta")  # torchvision's conv1
+    assert (padded.kernel_size, padded.stride, padded.padding) == (conv.kernel_size, conv.stride, conv.padding)
+    padded.weight, padded.bias = conv.weight, conv.bias
+    features = model.get_submodule("features")
+    assert isinstance(features, nn.Sequential)
+    features[0] = padded
 
 
 def lecture_loss(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:

@@ -33,6 +33,7 @@ from worker.pictures import JobPictures
 from worker.progress import Progress
 from worker.publish import ArtifactWriter, Publisher
 from worker.train import fit
+from worker.tuning import Tuning
 
 log = logging.getLogger("worker")
 T = TypeVar("T")
@@ -73,7 +74,7 @@ class JobRun:
             disk.require(self.files.staging, disk.largest_write(spec, epochs_left))
             if spec.max_runtime_seconds:
                 self.deadline = time.monotonic() + spec.max_runtime_seconds
-            fit(spec, data, self, resume)
+            fit(spec, data, self, resume, Tuning.parse(self.settings.engine_tuning))
             # The last epoch's pictures are drawing in the background; save the weights meanwhile.
             disk.require(self.files.staging, disk.weights_bytes())
             self.files.publish(artifacts.WEIGHTS, lambda p: checkpoint.save(self._state_dict(), p))

@@ -2,7 +2,8 @@
 
 Knows nothing of HTTP or SQL: `fit` takes numbers and a dataset and reports through `Hooks`, so it runs the
 same in the worker, the tests and the benchmark. The dataset lives on the training device as uint8; each
-batch is gathered, upscaled and scaled to [0, 1] there in one batched call.
+batch is gathered, upscaled and scaled to [0, 1] there in one batched call, or, with `Tuning.upscale_once`,
+upscaled once and gathered. `Tuning` holds the other choices that change speed but not results.
 """
 
 import time
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from service.spec import JobSpec
-from worker.data import Dataset
+from worker.data import Dataset, make_synthetic
 from worker.hardware import resolve_device, resolve_precision
 from worker.hooks import EpochEnd, EpochResult, Hooks, StartInfo, Stopped
 from worker.measures import WEIGHT_LAYERS, confusion_counts, layer_weights, relative_change, snapshot
@@ -26,11 +27,9 @@ from worker.model import (
     lecture_loss,
     make_optimizer,
     steps_per_epoch,
-    upscale,
 )
+from worker.tuning import DeviceImages, Tuning, prepare, use_cudnn_benchmark
 
-# Test-set batches are inference only (no activations kept for backward), so they can be much larger.
-EVAL_BATCH = 1024
 # Misclassified test images kept per epoch: an 8×8 grid of them is what a picture can show.
 MAX_MISTAKES = 64
 
@@ -47,20 +46,26 @@ class Evaluation:
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, size: int, bf16: bool) -> Evaluation:
-    """Mean test loss, accuracy (0–1) and the confusion matrix over the whole test set, with one sync."""
+def evaluate(
+    model: nn.Module, images: DeviceImages, labels: torch.Tensor, bf16: bool, tuning: Tuning, train_batch: int
+) -> Evaluation:
+    """Mean test loss, accuracy (0–1) and the confusion matrix over the whole test set, with one sync.
+
+    `model` may be the compiled wrapper; `train_batch`, the training batch size, is for cuDNN's choices."""
     model.eval()
-    loss_sum = torch.zeros((), device=images.device, dtype=torch.float64)
-    confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=images.device, dtype=torch.int64)
-    predicted = torch.empty(len(images), device=images.device, dtype=torch.int64)
-    for start in range(0, len(images), EVAL_BATCH):
-        x = upscale(images[start : start + EVAL_BATCH], size).contiguous(memory_format=torch.channels_last)
-        y = labels[start : start + EVAL_BATCH]
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+    device = labels.device
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=device, dtype=torch.int64)
+    predicted = torch.empty(len(images), device=device, dtype=torch.int64)
+    for start in range(0, len(images), tuning.eval_batch):
+        part = slice(start, start + tuning.eval_batch)
+        x, y = images.batch(part), labels[part]
+        use_cudnn_benchmark(device, tuning, len(y), train_batch)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss_sum += lecture_loss(logits, y, reduction="sum").double()
-        predicted[start : start + EVAL_BATCH] = logits.argmax(dim=1)
-        confusion += confusion_counts(y, predicted[start : start + EVAL_BATCH], NUM_CLASSES)
+        predicted[part] = logits.argmax(dim=1)
+        confusion += confusion_counts(y, predicted[part], NUM_CLASSES)
     n = max(1, len(images))
     counts = confusion.view(NUM_CLASSES, NUM_CLASSES)
     wrong = (predicted != labels).nonzero().flatten()  # the one sync: everything below is already computed
@@ -70,20 +75,36 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, size:
     return Evaluation(loss=loss / n, accuracy=hits / n, confusion=matrix, mistakes=mistakes)
 
 
-def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None = None) -> list[EpochResult]:
+def train_step(
+    forward: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, bf16: bool
+) -> torch.Tensor:
+    """One step: forward (under bf16 autocast when asked), the lecture's loss, backward, the optimizer; the loss,
+    detached and not synchronised."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = forward(x)
+    loss = lecture_loss(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def fit(
+    cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None = None, tuning: Tuning | None = None
+) -> list[EpochResult]:
     """Train for `cfg.epochs` epochs, continuing from `resume` (a checkpoint dict); return every epoch's result."""
+    tuning = tuning or Tuning()
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     bf16 = precision == "bf16"
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels once
 
     model = build_model(device, cfg.seed).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model, device)
     shuffle = torch.Generator(device=device).manual_seed(cfg.seed)
-    train_x = torch.from_numpy(data.train_images).to(device)
+    images = partial(DeviceImages, size=cfg.image_size, channels=tuning.conv1_channels, once=tuning.upscale_once)
+    train_x = images(torch.from_numpy(data.train_images).to(device))
     train_y = torch.from_numpy(data.train_labels).to(device)
-    test_x = torch.from_numpy(data.test_images).to(device)
+    test_x = images(torch.from_numpy(data.test_images).to(device))
     test_y = torch.from_numpy(data.test_labels).to(device)
 
     history: list[EpochResult] = []
@@ -95,7 +116,7 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
     else:
         # The initial weights are the seed's: rebuilt, not stored, so a checkpoint does not grow by a model.
         initial_weights = snapshot(layer_weights(build_model(device, cfg.seed)))
-        model.load_state_dict(resume["model"])
+        model.load_state_dict(resume["model"])  # into the model itself: a compiled wrapper would prefix the keys
         optimizer.load_state_dict(resume["optimizer"])
         initial = Kernels(**{k: v.numpy() for k, v in resume["initial"].items()})
         history = [EpochResult(**r) for r in resume["history"]]
@@ -108,6 +129,7 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
     else:
         previous_weights = snapshot(weights)
     start_epoch = len(history)
+    forward = prepare(model, tuning)  # conv1 padded, compiled: as `tuning` says
 
     n_train = len(train_x)
     per_epoch = steps_per_epoch(n_train, cfg.batch_size)
@@ -140,7 +162,7 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
 
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         began = time.perf_counter()
-        model.train()
+        forward.train()
         epoch_rng = _rng_state(shuffle, device)
         order = torch.randperm(n_train, device=device, generator=shuffle)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)  # summed on the device: no per-step sync
@@ -152,14 +174,9 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
         done = first_step * cfg.batch_size
         for step in range(first_step, per_epoch):
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = upscale(train_x[idx], cfg.image_size).contiguous(memory_format=torch.channels_last)
-            y = train_y[idx]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(x)
-            loss = lecture_loss(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            x, y = train_x.batch(idx), train_y[idx]
+            use_cudnn_benchmark(device, tuning, len(idx), cfg.batch_size)
+            loss = train_step(forward, optimizer, x, y, bf16)
             loss_sum += loss.detach().double() * len(idx)
             step_losses[step] = loss.detach()
             done += len(idx)
@@ -176,7 +193,7 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
             pending = None
         train_loss = loss_sum.item() / n_train  # the one sync per epoch
         train_seconds = time.perf_counter() - began
-        evaluation = evaluate(model, test_x, test_y, cfg.image_size, bf16)
+        evaluation = evaluate(forward, test_x, test_y, bf16, tuning, cfg.batch_size)
         change = torch.stack([relative_change(weights, initial_weights), relative_change(weights, previous_weights)])
         from_initial, from_previous = change.tolist()
         for kept, now in zip(previous_weights, weights, strict=True):
@@ -213,6 +230,29 @@ def fit(cfg: JobSpec, data: Dataset, hooks: Hooks, resume: dict[str, Any] | None
             pending.checkpoint = partial(checkpoint, end_rng, 0, 0.0)
             raise pending
     return history
+
+
+class _Quiet:
+    """Hooks that listen to nothing: for runs whose results are not wanted."""
+
+    def on_start(self, info: StartInfo) -> None:
+        pass
+
+    def on_step(self, steps_done: int) -> None:
+        pass
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        pass
+
+
+def warm_up(cfg: JobSpec, tuning: Tuning) -> float:
+    """One training step and one evaluation batch of `cfg`'s shapes on synthetic images, so that what the device
+    chooses or compiles per shape (cuDNN's algorithms, torch.compile's code) is ready before a job needs it; these
+    last as long as the process. Returns the seconds it took."""
+    began = time.perf_counter()
+    data = make_synthetic(cfg.batch_size, tuning.eval_batch, cfg.seed)
+    fit(cfg.model_copy(update={"epochs": 1}), data, _Quiet(), tuning=tuning)
+    return time.perf_counter() - began
 
 
 def _rng_state(shuffle: torch.Generator, device: torch.device) -> dict[str, Any]:
