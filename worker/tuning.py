@@ -55,10 +55,11 @@ class Tuning(BaseModel):
     @classmethod
     def parse(cls, text: str) -> "Tuning":
         """`name=value,name=value` (spaces allowed; `name` alone means `name=1`); empty: the defaults."""
-        values: dict[str, str] = {}
+        values: dict[str, str | int] = {}
         for item in filter(None, (part.strip() for part in text.split(","))):
             name, _, value = item.partition("=")
-            values[name.strip()] = value.strip() if value else "1"
+            value = value.strip() or "1"
+            values[name.strip()] = int(value) if value.isdigit() else value  # numbers as numbers, for the Literals
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
