@@ -1,4 +1,4 @@
-"""`python -m bench`: the lecture's pipeline vs the service's engine, then one short job through the worker.
+"""`python -m bench`: the lecture's pipeline vs the service's engine, then a job of a few epochs through a worker.
 
 Prints progress as it goes and ends with markdown tables that can be pasted into the README.
 """
@@ -11,24 +11,29 @@ from pathlib import Path
 
 import torch
 
-from bench.job import JobTiming, time_job
+from bench.job import JobTiming, bench_job, job_table, time_job
 from bench.measure import (
     PREFETCH_FACTOR,
     Progress,
     Throughput,
-    peak_tflops,
+    measure_peaks,
+    throughput_table,
     time_engine,
     time_lecture,
     train_step_flops,
 )
 from service.spec import JobSpec
-from worker.data import Dataset, load_dataset
+from worker.data import FULL_TEST, FULL_TRAIN, Dataset, load_dataset
 from worker.hardware import resolve_device, resolve_precision
 from worker.model import build_model
+from worker.tuning import Tuning, TuningError
 
 CUDA_BATCH, CPU_BATCH = 512, 512  # the lecture's batch everywhere: it fits in a CPU's memory too
 # Warm-up and timed steps: a GPU step is milliseconds, so more of them; a CPU step is seconds.
 CUDA_WARMUP, CUDA_STEPS, CPU_WARMUP, CPU_STEPS = 5, 60, 1, 3
+# The job's training steps an epoch: on a GPU all of them (3 epochs of 50,000 images take seconds); on a CPU, where
+# an epoch takes hours, two, so that its cold start still shows against a warm epoch.
+CPU_JOB_STEPS = 2
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,7 +54,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, help="the lecture DataLoader's num_workers (default: one per core)")
     p.add_argument("--dataset", choices=["synthetic", "cifar10"], default="synthetic", help="full 50,000 + 10,000")
     p.add_argument("--data-dir", type=Path, default=Path("var/data"), help="where cifar10 is (or is downloaded)")
-    p.add_argument("--job-steps", type=int, default=2, help="training steps of the timed job")
+    p.add_argument(
+        "--train-images", type=int, help=f"synthetic training images (default {FULL_TRAIN:,}; the test set is a fifth)"
+    )
+    p.add_argument("--tuning", default="", help="the engine's speed choices, as ENGINE_TUNING (worker/tuning.py)")
+    p.add_argument("--job-epochs", type=int, default=3, help="epochs of the timed job (default 3)")
+    p.add_argument(
+        "--job-steps",
+        metavar="N|all",
+        help=f"training steps an epoch of the timed job, with one batch of test images; `all`: every training and "
+        f"test image (default all on CUDA, {CPU_JOB_STEPS} on a CPU)",
+    )
     p.add_argument("--skip-job", action="store_true", help="do not time a job through the worker")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -63,6 +78,16 @@ def parse_args() -> argparse.Namespace:
         p.error("--warmup and --steps must be at least 1 (the first step includes start-up costs)")
     if not args.skip_job and not 63 <= args.image_size <= 512:
         p.error("a job's image_size is 63 to 512; use --skip-job for other sizes")
+    try:
+        args.tuning = Tuning.parse(args.tuning)
+    except TuningError as exc:
+        p.error(str(exc))
+    steps = args.job_steps or ("all" if cuda else str(CPU_JOB_STEPS))
+    if not (steps == "all" or (steps.isdigit() and int(steps) >= 1)) or args.job_epochs < 1:
+        p.error("--job-steps is a whole number from 1, or `all`; --job-epochs a whole number from 1")
+    args.job_steps = None if steps == "all" else int(steps)
+    if args.train_images is not None and (args.dataset != "synthetic" or args.train_images < 5):
+        p.error("--train-images is for the synthetic set, and at least 5 (one per CIFAR-10 training file)")
     # `auto` and an explicit precision can name the same thing; time each once.
     args.precision = list(dict.fromkeys(resolve_precision(r, args.device) for r in args.precision))
     return args
@@ -101,46 +126,9 @@ def progress(name: str) -> Progress:
     return report
 
 
-def throughput_table(rows: list[Throughput], step_flops: int, device: torch.device) -> str:
-    lecture = rows[0].images_per_second
-    lines = [
-        "| pipeline | precision | batch | images/s | s/step | vs lecture | TFLOP/s | MFU |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        tflops = step_flops / r.seconds_per_step / 1e12
-        peak = peak_tflops(device, r.precision)
-        mfu = f"{tflops / peak:.1%}" if peak else "unknown peak"
-        lines.append(
-            f"| {r.pipeline} | {r.precision} | {r.batch_size} | {r.images_per_second:,.1f} | "
-            f"{r.seconds_per_step:.3f} | {r.images_per_second / lecture:.2f}× | {tflops:.2f} | {mfu} |"
-        )
-    return "\n".join(lines)
-
-
-def job_table(t: JobTiming) -> str:
-    s = t.spec
-    lines = [
-        f"Job: {s.dataset} files of 50,000 + 10,000 images read in full, then train_samples={s.train_samples}, "
-        f"test_samples={s.test_samples}, batch {s.batch_size}, {s.image_size}×{s.image_size}, {t.status}.",
-        "",
-        "| job phase | seconds |",
-        "|---|---:|",
-        *(f"| {name} | {sec:.2f} |" for name, sec in t.phases),
-        f"| **claim → first training step** (target ≤ 2 s) | **{t.claim_to_first_step:.2f}** |",
-        f"| claim → first training step done | {t.claim_to_first_step_done:.2f} |",
-        f"| last step → succeeded, evaluating {s.test_samples} test images included | {t.last_step_to_succeeded:.2f} |",
-        # The final evaluation is training work (the last epoch's test metrics), not the service's overhead:
-        # the target covers what follows it (curves, kernels, weights, the final status).
-        f"| **last step → succeeded, less the final evaluation** (target ≤ 2 s) | "
-        f"**{t.last_step_to_succeeded - t.evaluation:.2f}** |",
-        f"| claim → succeeded, from the job row (started_at → finished_at) | {t.row_seconds:.2f} |",
-    ]
-    return "\n".join(lines)
-
-
 def time_pipelines(args: argparse.Namespace, data: Dataset) -> list[Throughput]:
-    """The lecture's pipeline, then the engine at each precision asked for, from the same initial weights."""
+    """The lecture's pipeline, then the engine (with `--tuning`) at each precision asked for, from the same initial
+    weights."""
     device = args.device
     cfg = JobSpec(epochs=1, batch_size=args.batch_size, image_size=args.image_size, seed=args.seed, device=device.type)
     initial = build_model(device, args.seed).state_dict()
@@ -149,25 +137,23 @@ def time_pipelines(args: argparse.Namespace, data: Dataset) -> list[Throughput]:
     print(f"  lecture: {rows[-1].images_per_second:.1f} images/s", flush=True)
     for precision in args.precision:
         run_cfg = cfg.model_copy(update={"precision": precision})
-        rows.append(time_engine(data, run_cfg, device, initial, *steps, progress(f"engine {precision}")))
+        rows.append(time_engine(data, run_cfg, device, initial, *steps, progress(f"engine {precision}"), args.tuning))
         print(f"  engine {precision}: {rows[-1].images_per_second:.1f} images/s", flush=True)
     return rows
 
 
 def time_one_job(args: argparse.Namespace, data: Dataset) -> JobTiming:
-    """A one-epoch job of `--job-steps` steps on full-size CIFAR-10 files, through a burst worker."""
-    spec = JobSpec(
-        dataset="cifar10",
-        epochs=1,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
-        train_samples=args.job_steps * args.batch_size,
-        test_samples=args.batch_size,
-        device=args.device.type,
-        precision=args.precision[0],
-        seed=args.seed,
+    """A job of `--job-epochs` epochs of `--job-steps` steps on CIFAR-10 files of `data`, through a burst worker."""
+    spec = bench_job(
+        args.job_epochs,
+        args.job_steps,
+        args.batch_size,
+        args.image_size,
+        args.device.type,
+        args.precision[0],
+        args.seed,
     )
-    return time_job(data, spec, lambda line: print(f"  {line}", flush=True))
+    return time_job(data, spec, lambda line: print(f"  {line}", flush=True), args.tuning)
 
 
 def main() -> None:
@@ -181,13 +167,19 @@ def main() -> None:
         f"batch {args.batch_size}{batch_note}, {args.image_size}×{args.image_size}, {args.warmup} warm-up steps "
         f"excluded ({lecture_warmup} for the lecture, whose workers prefetch {PREFETCH_FACTOR} batches each), "
         f"{args.steps} timed; lecture: PIL Resize + ToTensor in a DataLoader with "
-        f"num_workers={args.workers}{workers_note}; engine: worker.train.fit"
+        f"num_workers={args.workers}{workers_note}; engine: worker.train.fit, tuning: {args.tuning.describe()}"
     )
     print(f"machine: {machine()}\n{setup}", flush=True)
-    data = load_dataset(args.dataset, args.data_dir, None, None, args.seed)
+    n_test = None if args.train_images is None else max(1, args.train_images * FULL_TEST // FULL_TRAIN)
+    data = load_dataset(args.dataset, args.data_dir, args.train_images, n_test, args.seed)
     print(f"data: {args.dataset}, {len(data.train_labels):,} train + {len(data.test_labels):,} test images", flush=True)
     if (args.warmup + args.steps) * args.batch_size > len(data.train_labels):
         raise SystemExit("the engine's warm-up + timed steps need more images than the training set has")
+    if not args.skip_job and (args.job_steps or 0) * args.batch_size > len(data.train_labels):
+        raise SystemExit("the job's steps need more images than the training set has")
+
+    peaks = measure_peaks(args.device)
+    print("  matrix-product peak: " + ", ".join(f"{p} {t:.3g} TFLOP/s" for p, t in peaks.tflops.items()), flush=True)
 
     rows = time_pipelines(args, data)
     timing = None if args.skip_job else time_one_job(args, data)
@@ -199,7 +191,8 @@ def main() -> None:
         f"Same data ({args.dataset}) and initial weights; {setup}. One training step is "
         f"{step_flops / args.batch_size / 1e9:.2f} GFLOP per image (FlopCounterMode).\n"
     )
-    print(throughput_table(rows, step_flops, args.device))
+    print(f"{peaks.describe()}\n")
+    print(throughput_table(rows, step_flops, peaks))
     ratio = rows[1].images_per_second / rows[0].images_per_second
     print(f"\nEngine ({rows[1].precision}) / lecture: **{ratio:.2f}×**.")
     if timing is not None:
