@@ -10,9 +10,10 @@ costs: upscaling the set, compiling, autotuning. Per candidate:
 - images/s: the later epochs' training throughput;
 - the whole fit, start to last evaluation: what a job spends training.
 
-Then the choices that each beat the defaults' whole fit by more than `--noise` are run together, and the last
-line says what to set ENGINE_TUNING to. A candidate that fails or runs past `--timeout` says so and the others
-go on; past `--budget`, the remaining ones are skipped and listed.
+The defaults run first and last in each round (`--repeats` rounds); a choice counts as a gain only when it beats
+their whole fit by more than `--noise` and by more than their own runs differ. The choices that do are then run
+together, and the last line says what to set ENGINE_TUNING to. A candidate that fails or runs past `--timeout`
+says so and the others go on; past `--budget`, the remaining ones are skipped and listed.
 """
 
 import argparse
@@ -219,36 +220,44 @@ def main() -> None:
         f"{args.repeats}",
         flush=True,
     )
-    began = time.perf_counter()
-    results: dict[str, Result | str] = {}
-    runs: dict[str, list[Result]] = {}
     for candidate in args.candidates:
         Tuning.parse("" if candidate == "defaults" else candidate)  # a typo stops the sweep before it starts
-    for candidate in args.candidates:
-        for _ in range(args.repeats):
+    # Rounds rather than one candidate's repeats in a row, so that a slow spell of the machine falls on all alike;
+    # the defaults open and close each round, and how far their runs differ is the noise a gain must clear.
+    order = ["defaults", *(c for c in dict.fromkeys(args.candidates) if c != "defaults"), "defaults"]
+    began = time.perf_counter()
+    runs: dict[str, list[Result]] = {}
+    failed: dict[str, str] = {}
+    for _ in range(args.repeats):
+        for candidate in order:
             left = args.budget - (time.perf_counter() - began)
-            if left <= 0:
-                results[candidate] = "skipped: out of budget"
-                break
+            if candidate in failed or left <= 0:
+                failed.setdefault(candidate, "skipped: out of budget")
+                continue
             got = in_a_process(args, candidate, min(args.timeout, left))
             if isinstance(got, str):
-                results[candidate] = got
-                break
+                failed[candidate] = got
+                continue
             runs.setdefault(candidate, []).append(got)
             print(f"  {candidate}: {json.dumps(asdict(got))}", flush=True)
-        if candidate in runs and candidate not in results:
-            results[candidate] = _median(runs[candidate])
-    combined = combine(results, args.noise)
+    results: dict[str, Result | str] = {c: _median(runs[c]) if c in runs else failed[c] for c in dict.fromkeys(order)}
+    noise = max(args.noise, spread(runs.get("defaults", [])))
+    combined = combine(results, noise)
     if combined is not None and len(combined.model_dump(exclude_defaults=True)) > 1:  # one alone has run already
         name = combined.describe()
         left = args.budget - (time.perf_counter() - began)
         results[name] = in_a_process(args, name, min(args.timeout, left)) if left > 0 else "skipped: out of budget"
     base = results.get("defaults")
     print(f"\n## The engine's speed choices\n\n{table(results, base if isinstance(base, Result) else None)}\n")
+    defaults = runs.get("defaults", [])
+    print(
+        f"The defaults ran {len(defaults)} times; their whole fits differ by {spread(defaults):.1%}. A choice is taken "
+        f"when it beats the defaults' (the faster middle run) by more than {noise:.1%}."
+    )
     if combined is None:
-        print(f"ENGINE_TUNING to set: none (no choice beat the defaults' whole fit by more than {args.noise:.0%}).")
+        print("ENGINE_TUNING to set: none (no choice beat the defaults by more than that).")
     else:
-        print(f"ENGINE_TUNING to set: {combined.describe()} (each beat the defaults' whole fit by {args.noise:.0%}+).")
+        print(f"ENGINE_TUNING to set: {combined.describe()}")
     print(f"Sweep time: {time.perf_counter() - began:.0f} s.")
     if args.out:
         every = {k: v if isinstance(v, str) else asdict(v) for k, v in results.items()}
@@ -265,6 +274,12 @@ def _child_arguments(argv: list[str]) -> list[str]:
         if not skipping:
             kept.append(arg)
     return kept
+
+
+def spread(runs: list[Result]) -> float:
+    """How far apart the runs' whole fits are, relative to the fastest: 0 for fewer than two."""
+    seconds = [r.fit_seconds for r in runs]
+    return (max(seconds) - min(seconds)) / min(seconds) if len(seconds) > 1 else 0.0
 
 
 def _median(runs: list[Result]) -> Result:

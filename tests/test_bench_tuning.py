@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tuning import Result, combine, table
+from bench.tuning import Result, combine, spread, table
 
 
 def result(tuning: str, fit_seconds: float) -> Result:
@@ -30,6 +30,10 @@ def test_the_combination_takes_the_best_choice_of_each_kind_that_beat_the_defaul
     within_noise = {name: results[name] for name in ("defaults", "eval_batch=512")}
     assert combine(within_noise, 0.02) is None
     assert combine({"upscale_once=1": result("upscale_once=1", 1.0)}, 0.02) is None  # nothing to compare with
+    # The defaults' own runs set the noise when they differ by more than the floor: then 11 % is not enough.
+    assert spread([result("defaults", 10.0), result("defaults", 11.5)]) == pytest.approx(0.15)
+    assert spread([result("defaults", 10.0)]) == 0.0
+    assert combine(results, noise=spread([result("defaults", 10.0), result("defaults", 11.5)])) is None
 
     shown = table(results, results["defaults"])  # type: ignore[arg-type]
     assert "| upscale_once=1 | 0.50 | 3.00 | 1.10 | 2.73× | 100 | 1.000× | 9.00 | 1.111× |" in shown
@@ -55,6 +59,7 @@ def test_a_sweep_runs_each_candidate_in_its_own_process_and_says_what_to_set(tmp
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "tuning" not in line]
     assert [row.split(" | ")[0] for row in rows] == ["| defaults", "| eval_batch=3", "| upscale_once=1"]
     assert "ENGINE_TUNING to set:" in done.stdout
+    assert "The defaults ran 2 times" in done.stdout  # first and last: their spread is the noise
     saved = json.loads(out.read_text())
     assert set(saved["results"]) >= {"defaults", "eval_batch=3", "upscale_once=1"}
     for name in ("defaults", "eval_batch=3", "upscale_once=1"):
