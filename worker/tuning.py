@@ -105,7 +105,7 @@ class DeviceImages:
         """The images at `index` (a tensor of indices or a slice), as float32 (B, channels, size, size)."""
         if self.stored is not None:
             # (B, size, size, C) read as (B, C, size, size): channels_last without a copy
-            return self.stored[index].permute(0, 3, 1, 2).float().div_(255)
+            return self.stored[index].permute(0, 3, 1, 2).div(255)  # uint8 / 255 → float32 in one pass
         x = upscale(self.source[index], self.size)
         if self.channels > x.shape[1]:
             x = F.pad(x, (0, 0, 0, 0, 0, self.channels - x.shape[1]))
