@@ -12,16 +12,8 @@ from pathlib import Path
 import torch
 
 from bench.job import JobTiming, bench_job, job_table, time_job
-from bench.measure import (
-    PREFETCH_FACTOR,
-    Progress,
-    Throughput,
-    measure_peaks,
-    throughput_table,
-    time_engine,
-    time_lecture,
-    train_step_flops,
-)
+from bench.measure import PREFETCH_FACTOR, Progress, Throughput, time_engine, time_lecture, train_step_flops
+from bench.peaks import measure_peaks, throughput_table
 from service.spec import JobSpec
 from worker.data import FULL_TEST, FULL_TRAIN, Dataset, load_dataset
 from worker.hardware import resolve_device, resolve_precision

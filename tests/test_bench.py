@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from bench.job import bench_job, engine_tuning, job_table, time_job
-from bench.measure import fp32_matmul_as_convolutions, matmul_peak, matmul_size, measure_peaks
+from bench.peaks import fp32_matmul_as_convolutions, matmul_peak, matmul_size, measure_peaks
 from bench.processes import ROOT
 from worker.data import make_synthetic
 from worker.tuning import Tuning

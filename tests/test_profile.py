@@ -17,7 +17,8 @@ from torch.autograd.profiler_util import FunctionEvent
 from torch.profiler import DeviceType
 
 from bench import profile
-from bench.profile import Breakdown, Row, attribute, marked_step, part_flops, profile_step
+from bench.attribution import attribute, marked_step
+from bench.profile import Breakdown, Row, part_flops, profile_step
 from service.spec import JobSpec
 from worker.data import make_synthetic
 from worker.model import build_model, make_optimizer
