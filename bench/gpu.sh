@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# The GPU measurements in one go, on a CUDA host whose python3 has PyTorch: a training step's profile (bf16 and fp32),
-# `python -m bench` (the lecture against the engine, MFU, a whole 3-epoch job and its cold start), then the engine's
-# speed choices one at a time (`python -m bench.tuning`) and, if some beat the defaults, `python -m bench` again
-# with them. Each part has a time limit and its own log in OUTDIR (default var/gpu-bench); a part that fails does
-# not stop the others. At most 8½ minutes.
+# The GPU checks and measurements, on a CUDA host whose python3 has PyTorch:
+#   tests         the engine's CUDA tests (tests/test_cuda.py: PIL's pixels, the lecture's fp32 steps, each
+#                 ENGINE_TUNING choice against the defaults, learning in bf16)
+#   profile       a bf16 training step's time by layer (python -m bench.profile)
+#   bench         python -m bench: the lecture against the engine, MFU, a whole 3-epoch job and its cold start
+#   tuning        each ENGINE_TUNING choice against the defaults (python -m bench.tuning)
+#   bench-tuned   python -m bench again with what the sweep proposes ($TUNING, or OUTDIR/tuning.json's)
+#   profile-fp32  the same profile in fp32
+# Usage: bench/gpu.sh [OUTDIR [PART...]] (default var/gpu-bench, every part in that order: about 11 minutes
+# at most). Each part has a time limit and its own log in OUTDIR; one that fails does not stop the others.
 #
 # Where the host has no package index, run bench/wheels.sh first where there is one: the wheels it leaves in .whl/
 # are installed here into a scratch folder.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-var/gpu-bench}
+shift || true
+parts=${*:-tests profile bench tuning bench-tuned profile-fp32}
 py=${PYTHON:-python3}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -19,7 +26,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     export PYTHONPATH=/tmp/alexnet-jobs-site${PYTHONPATH:+:$PYTHONPATH}
 fi
 
-part() {  # part NAME SECONDS COMMAND...: run it under a time limit, its output on screen and in OUTDIR/NAME.log
+run() {  # run NAME SECONDS COMMAND...: under a time limit, its output on screen and in OUTDIR/NAME.log
     local name=$1 limit=$2
     shift 2
     echo "== $name (at most $limit s): $*"
@@ -29,13 +36,26 @@ part() {  # part NAME SECONDS COMMAND...: run it under a time limit, its output 
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
     --format=csv | tee "$out/gpu.csv"
-part profile-bf16 60 $py -m bench.profile --precision bf16
-part profile-fp32 40 $py -m bench.profile --precision fp32
-part bench 130 $py -m bench
-part tuning 170 $py -m bench.tuning --budget 155 --timeout 100 --out "$out/tuning.json" --candidates defaults \
-    upscale_once=1 conv1_channels=4 conv1_channels=8 eval_batch=512 cudnn_benchmark=train cudnn_benchmark=off \
-    warm_up=1 compile=default compile=reduce-overhead
-chosen=$($py -c "import json, sys; print(json.load(open(sys.argv[1])).get('chosen') or '')" "$out/tuning.json")
-if [ -n "$chosen" ]; then
-    part bench-tuned 100 $py -m bench --tuning "$chosen"
-fi
+for part in $parts; do
+    case $part in
+    tests) run tests 120 $py -m pytest --noconftest -q -rs -p no:cacheprovider tests/test_cuda.py ;;
+    profile) run profile 60 $py -m bench.profile --precision bf16 ;;
+    bench) run bench 130 $py -m bench ;;
+    tuning)
+        run tuning 200 $py -m bench.tuning --budget 185 --timeout 100 --out "$out/tuning.json" --candidates \
+            defaults upscale_once=1 conv1_channels=4 conv1_channels=8 eval_batch=512 cudnn_benchmark=train \
+            cudnn_benchmark=off warm_up=1 compile=default compile=reduce-overhead
+        ;;
+    bench-tuned)
+        tuning=${TUNING:-$($py -c "import json, sys; print(json.load(open(sys.argv[1]))['chosen'] or '')" \
+            "$out/tuning.json" 2>/dev/null)}
+        if [ -n "$tuning" ]; then
+            run bench-tuned 100 $py -m bench --tuning "$tuning"
+        else
+            echo "== bench-tuned: skipped, the sweep proposed nothing"
+        fi
+        ;;
+    profile-fp32) run profile-fp32 40 $py -m bench.profile --precision fp32 ;;
+    *) echo "unknown part $part (tests, profile, bench, tuning, bench-tuned, profile-fp32)" >&2 ;;
+    esac
+done
