@@ -2,8 +2,9 @@
 
 A file is written into the claim's own staging folder, prepared (on S3: uploaded under a key of its own), then
 published through the store inside the transaction that checks the lease and records the artifact's row: a worker
-that lost its lease never replaces a file its successor published. Pictures and checkpoints are written on one
-background thread (`Publisher`) while the next epoch trains, so the GPU does not wait for the disk or for matplotlib.
+that lost its lease never replaces a file its successor published. Pictures and checkpoints are written on
+background threads (`Publisher`, one for each) while the next epoch trains, so the GPU does not wait for the disk or
+for matplotlib, and neither waits for the other.
 """
 
 import logging
@@ -21,27 +22,39 @@ log = logging.getLogger("worker")
 
 
 class Publisher:
-    """One background thread for a job's file work, in submission order, at most one batch in flight
-    (so at most one snapshot of the weights waits in memory). Its errors surface in the training thread."""
+    """Background threads for a job's file work, one per kind (`LANES`): a checkpoint's disk writes and the drawing
+    of pictures overlap. Each lane runs its work in submission order, at most one piece in flight (so at most one
+    snapshot of the weights waits in memory). Errors surface in the training thread."""
+
+    LANES = ("checkpoints", "pictures")
 
     def __init__(self, job_id: int) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"publish-{job_id}")
-        self.pending: Future[None] | None = None
+        self.pools = {
+            lane: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{lane}-{job_id}") for lane in self.LANES
+        }
+        self.pending: dict[str, Future[None]] = {}
 
-    def submit(self, work: Callable[[], None]) -> None:
-        self.wait()
-        self.pending = self.pool.submit(work)
+    def submit(self, work: Callable[[], None], lane: str = "pictures") -> None:
+        """Run `work` once the lane's previous work is done (re-raising what that raised)."""
+        self._wait(lane)
+        self.pending[lane] = self.pools[lane].submit(work)
 
     def wait(self) -> None:
-        """Block until the submitted work is done; re-raise what it raised."""
-        pending, self.pending = self.pending, None
-        if pending is not None:
-            pending.result()
+        """Block until every lane's work is done; then re-raise the first error, if any."""
+        first: Exception | None = None
+        for lane in self.LANES:
+            try:
+                self._wait(lane)
+            except Exception as exc:
+                first = first or exc
+        if first is not None:
+            raise first
 
     def check(self) -> None:
         """Cheap, for every step: re-raise a failure of finished work without waiting for unfinished work."""
-        if self.pending is not None and self.pending.done():
-            self.wait()
+        for lane, pending in list(self.pending.items()):
+            if pending.done():
+                self._wait(lane)
 
     def close(self) -> None:
         """Finish what was submitted, ignoring its errors (the run is ending some other way already)."""
@@ -49,7 +62,13 @@ class Publisher:
             self.wait()
         except Exception as exc:
             log.warning("background file work failed while stopping: %s", exc)
-        self.pool.shutdown()
+        for pool in self.pools.values():
+            pool.shutdown()
+
+    def _wait(self, lane: str) -> None:
+        pending = self.pending.pop(lane, None)
+        if pending is not None:
+            pending.result()
 
 
 class ArtifactWriter:

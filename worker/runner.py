@@ -2,7 +2,7 @@
 
 Every write is fenced by the claim's lease token (see `worker.publish` and `worker.checkpoint`). Metrics
 are recorded as each epoch ends; checkpoints and pictures are written on the publisher's background
-thread while the next epoch trains.
+threads while the next epoch trains.
 
 What is not the job's fault does not fail it: a database write that cannot get through is retried until it does
 (`worker.retry`), and a full disk sends the job back to the queue, its attempt not spent, to resume from its last
@@ -239,9 +239,7 @@ class JobRun:
         rows = [asdict(h) for h in end.history]
         initial, trained = end.initial, end.trained
 
-        def files() -> None:  # on the publisher's thread, while the next epoch trains
-            if snapshot is not None:
-                self.checkpoints.commit(self.checkpoints.save(snapshot, mid_epoch=False))
-            self.pictures.epoch(rows, initial, trained)
-
-        self.publisher.submit(files)
+        if snapshot is not None:  # on the publisher's threads, while the next epoch trains
+            save = partial(self.checkpoints.save, snapshot, mid_epoch=False)
+            self.publisher.submit(lambda: self.checkpoints.commit(save()), lane="checkpoints")
+        self.publisher.submit(partial(self.pictures.epoch, rows, initial, trained))
