@@ -19,19 +19,11 @@ from torch import nn
 from torch.autograd.profiler_util import FunctionEvent
 from torch.profiler import DeviceType, record_function
 
+from worker.measures import LAYER_NAMES
 from worker.model import lecture_loss
 from worker.tuning import DeviceImages
 
-LAYERS = {
-    "features.0": "conv1",
-    "features.3": "conv2",
-    "features.6": "conv3",
-    "features.8": "conv4",
-    "features.10": "conv5",
-    "classifier.1": "fc6",
-    "classifier.4": "fc7",
-    "classifier.6": "fc8",
-}
+LAYERS = LAYER_NAMES  # conv1…conv5, fc1…fc3, as the pictures name them
 BATCH = "batch preparation"  # DeviceImages.batch: the gather, upscale and scale, and the labels' gather
 ELEMENTWISE = "elementwise and pooling"  # ReLU, max-pooling, dropout, adaptive average pooling, flatten
 LOSS, OPTIMIZER, OTHER = "loss", "optimizer", "other"

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from worker import figures, plots
+from worker.measures import LAYER_NAMES
 
 THREE_EPOCHS = [
     {"epoch": 1, "train_loss": 1.95, "test_loss": 1.62, "test_accuracy": 0.41},
@@ -497,7 +498,7 @@ def test_confusion_with_a_matrix_that_does_not_fit_the_classes_raises_value_erro
 
 # --- weight change --------------------------------------------------------------------------------------
 
-LAYERS = list(figures.LAYER_NAMES)
+LAYERS = list(LAYER_NAMES)
 
 
 def weight_change_epochs(count: int) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from worker.tuning import DeviceImages, Tuning
 
 CPU = torch.device("cpu")
 BATCH, SIZE = 4, 63
-CONVS, FCS = ["conv1", "conv2", "conv3", "conv4", "conv5"], ["fc6", "fc7", "fc8"]
+CONVS, FCS = ["conv1", "conv2", "conv3", "conv4", "conv5"], ["fc1", "fc2", "fc3"]
 
 
 def breakdown(tuning: str = "", steps: int = 2) -> Breakdown:
@@ -110,8 +110,8 @@ def test_layer_flops_are_the_convolutions_and_matmuls_arithmetic() -> None:
     assert flops["conv2"] == (conv2, 2 * conv2)  # backward: the input's gradient and the weight's
     conv1 = 2 * BATCH * 64 * 15 * 15 * 3 * 11 * 11
     assert flops["conv1"] == (conv1, conv1)  # the images need no gradient: the weight's alone
-    fc6 = 2 * BATCH * 256 * 6 * 6 * 4096
-    assert flops["fc6"] == (fc6, 2 * fc6)
+    fc1 = 2 * BATCH * 256 * 6 * 6 * 4096
+    assert flops["fc1"] == (fc1, 2 * fc1)
     padded = part_flops(BATCH, SIZE, Tuning.parse("conv1_channels=4"))
     assert padded["conv1"] == (conv1 * 4 // 3, conv1 * 4 // 3)  # the zero channels are multiplied too
 
@@ -150,7 +150,7 @@ def test_the_command_prints_both_tables_and_writes_a_trace(
     assert "| **total** |" in out and "| op | calls/step | ms/step | share |" in out
     assert "profiled step 1/1" in out
     names = {e.get("name") for e in json.loads(trace.read_text())["traceEvents"]}
-    assert {"bench.profile: conv1", "bench.profile: fc8", "bench.profile: step"} <= names
+    assert {"bench.profile: conv1", "bench.profile: fc3", "bench.profile: step"} <= names
 
 
 def event(

@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from service.spec import compact_number
 from worker import plots
+from worker.measures import LAYER_NAMES
 
 # Beyond this many epochs the markers merge into a smear, so only the lines are drawn.
 MAX_MARKED_EPOCHS = 60
@@ -34,17 +35,6 @@ DARK_CELL = 0.5
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
-# torchvision's AlexNet names its layers by position; people know them as conv1…conv5 and fc1…fc3.
-LAYER_NAMES = {
-    "features.0": "conv1",
-    "features.3": "conv2",
-    "features.6": "conv3",
-    "features.8": "conv4",
-    "features.10": "conv5",
-    "classifier.1": "fc1",
-    "classifier.4": "fc2",
-    "classifier.6": "fc3",
-}
 
 
 def run_title(

@@ -17,6 +17,8 @@ WEIGHT_LAYERS = (
     "classifier.4",
     "classifier.6",
 )
+# torchvision's AlexNet names its layers by position; people know them as conv1…conv5 and fc1…fc3.
+LAYER_NAMES = dict(zip(WEIGHT_LAYERS, ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2", "fc3"), strict=True))
 
 
 def layer_weights(model: nn.Module) -> list[torch.Tensor]:
