@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import default_collate
 
 from bench import lecture
 from service.spec import JobSpec
+from tests.test_engine import CFG as ENGINE_CFG
+from tests.test_engine import engine_losses, lecture_steps
 from worker.data import Dataset, make_synthetic
 from worker.hooks import EpochEnd, StartInfo
-from worker.model import build_model, lecture_loss, make_optimizer, upscale
+from worker.model import upscale
 from worker.train import fit
 from worker.tuning import DeviceImages, Tuning
 
@@ -63,35 +64,15 @@ def test_the_upscale_on_cuda_is_pils_within_one_level(size: int) -> None:
 
 @pytest.mark.usefixtures("exact_fp32")
 def test_engine_and_lecture_take_the_same_first_steps_on_cuda_in_fp32() -> None:
-    data = make_synthetic(3 * CFG.batch_size, 4, CFG.seed)
-    batches = list(torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(0)).split(16))
-    dataset = lecture.LectureCIFAR10(data.train_images, data.train_labels, lecture.lecture_transform(CFG.image_size))
-    model = lecture.lecture_model(CUDA)
-    model.load_state_dict(build_model(CUDA, CFG.seed).state_dict())
-    optimizer = lecture.lecture_optimizer(model, CFG.learning_rate)
-    model.train()
-    reference, inputs = [], []
-    for k, idx in enumerate(batches):
-        images, labels = default_collate([dataset[int(i)] for i in idx])
-        torch.manual_seed(k)  # the same dropout masks for the engine's step k
-        reference.append(lecture.train_step(model, optimizer, images, labels))
-        inputs.append((images, labels))
-
-    engine = build_model(CUDA, CFG.seed).to(memory_format=torch.channels_last)
-    engine_optimizer = make_optimizer(CFG, engine, CUDA)
-    engine.train()
-    losses = []
-    for k, (images, labels) in enumerate(inputs):
-        torch.manual_seed(k)
-        x = images.to(CUDA).contiguous(memory_format=torch.channels_last)
-        loss = lecture_loss(engine(x), labels.to(CUDA))
-        engine_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        engine_optimizer.step()
-        losses.append(loss.item())
+    """As tests/test_engine.py's test on the CPU, with both pipelines on the GPU."""
+    data = make_synthetic(3 * ENGINE_CFG.batch_size, 4, ENGINE_CFG.seed)
+    order = torch.randperm(len(data.train_labels), generator=torch.Generator().manual_seed(ENGINE_CFG.seed))
+    batches = list(order.split(ENGINE_CFG.batch_size))
+    reference, inputs = lecture_steps(data, batches, CUDA)
     assert all(2.0 < loss < 2.6 for loss in reference)
+    labels = [torch.from_numpy(data.train_labels)[idx] for idx in batches]
     # cuDNN sums NHWC and NCHW convolutions in different orders: fp32 rounding apart, the same steps.
-    assert losses == pytest.approx(reference, rel=1e-4)
+    assert engine_losses(inputs, labels, CUDA) == pytest.approx(reference, rel=1e-4)
 
 
 @pytest.fixture(scope="module")

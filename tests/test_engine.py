@@ -48,15 +48,15 @@ def test_upscale_matches_pil_resize_and_to_tensor_within_one_level(size: int) ->
         assert torch.equal(got, expected)
 
 
-def engine_losses(inputs: list[torch.Tensor], labels: list[torch.Tensor]) -> list[float]:
+def engine_losses(inputs: list[torch.Tensor], labels: list[torch.Tensor], device: torch.device = CPU) -> list[float]:
     """The engine's steps as `fit` takes them (channels_last, fused Adam, lecture_loss), dropout seeded per step."""
-    model = build_model(CPU, CFG.seed).to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(CFG, model, CPU)
+    model = build_model(device, CFG.seed).to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(CFG, model, device)
     model.train()
     losses = []
     for k, (x, y) in enumerate(zip(inputs, labels, strict=True)):
         torch.manual_seed(k)  # the same dropout masks as the lecture's step k
-        loss = lecture_loss(model(x.contiguous(memory_format=torch.channels_last)), y)
+        loss = lecture_loss(model(x.to(device).contiguous(memory_format=torch.channels_last)), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -64,11 +64,13 @@ def engine_losses(inputs: list[torch.Tensor], labels: list[torch.Tensor]) -> lis
     return losses
 
 
-def lecture_steps(data: Dataset, batches: list[torch.Tensor]) -> tuple[list[float], list[torch.Tensor]]:
+def lecture_steps(
+    data: Dataset, batches: list[torch.Tensor], device: torch.device = CPU
+) -> tuple[list[float], list[torch.Tensor]]:
     """The lecture's steps (PIL per image, NCHW, plain Adam) from the engine's initial weights: losses, inputs."""
     dataset = lecture.LectureCIFAR10(data.train_images, data.train_labels, lecture.lecture_transform(CFG.image_size))
-    model = lecture.lecture_model(CPU)
-    model.load_state_dict(build_model(CPU, CFG.seed).state_dict())
+    model = lecture.lecture_model(device)
+    model.load_state_dict(build_model(device, CFG.seed).state_dict())
     optimizer = lecture.lecture_optimizer(model, CFG.learning_rate)
     model.train()
     losses, inputs = [], []
