@@ -4,10 +4,11 @@
 #                 ENGINE_TUNING choice against the defaults, learning in bf16)
 #   profile       a bf16 training step's time by layer (python -m bench.profile)
 #   bench         python -m bench: the lecture against the engine, MFU, a whole 3-epoch job and its cold start
+#   files         what each of an epoch's files costs this host's CPU and disk (python -m bench.files)
 #   tuning        each ENGINE_TUNING choice against the defaults (python -m bench.tuning)
 #   bench-tuned   python -m bench again with what the sweep proposes ($TUNING, or OUTDIR/tuning.json's)
 #   profile-fp32  the same profile in fp32
-# Usage: bench/gpu.sh [OUTDIR [PART...]] (default var/gpu-bench, every part in that order: about 11 minutes
+# Usage: bench/gpu.sh [OUTDIR [PART...]] (default var/gpu-bench, every part in that order: about 12 minutes
 # at most). Each part has a time limit and its own log in OUTDIR; one that fails does not stop the others.
 #
 # Where the host has no package index, run bench/wheels.sh first where there is one: the wheels it leaves in .whl/
@@ -16,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-var/gpu-bench}
 shift || true
-parts=${*:-tests profile bench tuning bench-tuned profile-fp32}
+parts=${*:-tests profile bench files tuning bench-tuned profile-fp32}
 py=${PYTHON:-python3}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
@@ -41,6 +42,7 @@ for part in $parts; do
     tests) run tests 120 $py -m pytest --noconftest -q -rs -p no:cacheprovider tests/test_cuda.py ;;
     profile) run profile 60 $py -m bench.profile --precision bf16 ;;
     bench) run bench 130 $py -m bench ;;
+    files) run files 40 $py -m bench.files ;;
     tuning)
         run tuning 200 $py -m bench.tuning --budget 185 --timeout 100 --out "$out/tuning.json" --candidates \
             defaults upscale_once=1 conv1_channels=4 conv1_channels=8 eval_batch=512 cudnn_benchmark=train \
@@ -56,6 +58,6 @@ for part in $parts; do
         fi
         ;;
     profile-fp32) run profile-fp32 40 $py -m bench.profile --precision fp32 ;;
-    *) echo "unknown part $part (tests, profile, bench, tuning, bench-tuned, profile-fp32)" >&2 ;;
+    *) echo "unknown part $part (tests, profile, bench, files, tuning, bench-tuned, profile-fp32)" >&2 ;;
     esac
 done
