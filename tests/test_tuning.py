@@ -231,3 +231,19 @@ def test_a_worker_refuses_to_start_on_an_engine_tuning_it_cannot_read(tmp_path: 
     assert "ENGINE_TUNING='conv1_channels=5'" in done.stderr
     assert "conv1_channels" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_warm_up_meets_every_batch_shape_the_job_will(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    real = DeviceImages.batch
+
+    def batch(self: DeviceImages, index: torch.Tensor | slice) -> torch.Tensor:
+        x = real(self, index)
+        seen.append(len(x))
+        return x
+
+    monkeypatch.setattr(DeviceImages, "batch", batch)
+    cfg = JobSpec(batch_size=6, image_size=63, train_samples=20, test_samples=7, device="cpu", precision="fp32")
+    warm_up(cfg, Tuning(eval_batch=4))
+    # Training batches of 6 and the last of 20 % 6 = 2; evaluation batches of 4 and the last of 7 % 4 = 3.
+    assert sorted(set(seen)) == [2, 3, 4, 6]

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from service.spec import JobSpec
-from worker.data import Dataset, make_synthetic
+from worker.data import FULL_TEST, FULL_TRAIN, Dataset, make_synthetic
 from worker.hardware import resolve_device, resolve_precision
 from worker.hooks import EpochEnd, EpochResult, Hooks, StartInfo, Stopped
 from worker.measures import WEIGHT_LAYERS, confusion_counts, layer_weights, relative_change, snapshot
@@ -246,11 +246,14 @@ class _Quiet:
 
 
 def warm_up(cfg: JobSpec, tuning: Tuning) -> float:
-    """One training step and one evaluation batch of `cfg`'s shapes on synthetic images, so that what the device
-    chooses or compiles per shape (cuDNN's algorithms, torch.compile's code) is ready before a job needs it; these
-    last as long as the process. Returns the seconds it took."""
+    """A training step and an evaluation batch of each of `cfg`'s shapes (full batches, and the last, smaller ones
+    of its training and test sets) on synthetic images, so that what the device chooses or compiles per shape
+    (cuDNN's algorithms, torch.compile's code) is ready before a job needs it; these last as long as the process.
+    Returns the seconds it took."""
     began = time.perf_counter()
-    data = make_synthetic(cfg.batch_size, tuning.eval_batch, cfg.seed)
+    train_tail = (cfg.train_samples or FULL_TRAIN) % cfg.batch_size
+    test_tail = (cfg.test_samples or FULL_TEST) % tuning.eval_batch
+    data = make_synthetic(cfg.batch_size + train_tail, tuning.eval_batch + test_tail, cfg.seed)
     fit(cfg.model_copy(update={"epochs": 1}), data, _Quiet(), tuning=tuning)
     return time.perf_counter() - began
 

@@ -15,9 +15,9 @@ and the benchmarks try them one at a time (`python -m bench.tuning`).
 - `cudnn_benchmark`: which batch shapes cuDNN times its algorithms on: `all`, `train` (full training
   batches only; the last, smaller batch and evaluation take its heuristics unless they share that shape)
   or `off`. Each new shape costs a round of trials, which is most of a cold first epoch on a GPU.
-- `warm_up`: a worker runs one training step and one evaluation batch at the default job's shapes when it
-  starts, so that its first job does not pay for autotuning or compiling (their results live as long as
-  the worker's process).
+- `warm_up`: a worker runs a training step and an evaluation batch of each of the default job's batch shapes
+  (full batches, and the last ones of CIFAR-10's 50,000 and 10,000) when it starts, so that its first job does not
+  pay for autotuning or compiling (their results live as long as the worker's process).
 """
 
 import logging
