@@ -7,7 +7,7 @@ upscaled once and gathered. `Tuning` holds the other choices that change speed b
 """
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -16,11 +16,11 @@ from torch import nn
 
 from service.spec import JobSpec
 from worker.data import FULL_TEST, FULL_TRAIN, Dataset, make_synthetic
+from worker.evaluation import evaluate
 from worker.hardware import resolve_device, resolve_precision
-from worker.hooks import EpochEnd, EpochResult, Hooks, StartInfo, Stopped
-from worker.measures import WEIGHT_LAYERS, confusion_counts, layer_weights, relative_change, snapshot
+from worker.hooks import EpochEnd, EpochResult, Hooks, QuietHooks, StartInfo, Stopped
+from worker.measures import WEIGHT_LAYERS, layer_weights, relative_change, snapshot
 from worker.model import (
-    NUM_CLASSES,
     Kernels,
     build_model,
     kernels,
@@ -30,49 +30,7 @@ from worker.model import (
 )
 from worker.tuning import DeviceImages, Tuning, prepare, use_cudnn_benchmark
 
-# Misclassified test images kept per epoch: an 8×8 grid of them is what a picture can show.
-MAX_MISTAKES = 64
-
-
 # ---------------------------------------------------------------- the loop
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    accuracy: float
-    confusion: list[list[int]]
-    mistakes: dict[str, Any]
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module, images: DeviceImages, labels: torch.Tensor, bf16: bool, tuning: Tuning, train_batch: int
-) -> Evaluation:
-    """Mean test loss, accuracy (0–1) and the confusion matrix over the whole test set, with one sync.
-
-    `model` may be the compiled wrapper; `train_batch`, the training batch size, is for cuDNN's choices."""
-    model.eval()
-    device = labels.device
-    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-    confusion = torch.zeros(NUM_CLASSES * NUM_CLASSES, device=device, dtype=torch.int64)
-    predicted = torch.empty(len(images), device=device, dtype=torch.int64)
-    for start in range(0, len(images), tuning.eval_batch):
-        part = slice(start, start + tuning.eval_batch)
-        x, y = images.batch(part), labels[part]
-        use_cudnn_benchmark(device, tuning, len(y), train_batch)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        loss_sum += lecture_loss(logits, y, reduction="sum").double()
-        predicted[part] = logits.argmax(dim=1)
-        confusion += confusion_counts(y, predicted[part], NUM_CLASSES)
-    n = max(1, len(images))
-    counts = confusion.view(NUM_CLASSES, NUM_CLASSES)
-    wrong = (predicted != labels).nonzero().flatten()  # the one sync: everything below is already computed
-    loss, hits, matrix = loss_sum.item(), int(counts.diagonal().sum().item()), counts.tolist()
-    shown = wrong[:MAX_MISTAKES]
-    mistakes = {"count": len(wrong), "indices": shown.tolist(), "predicted": predicted[shown].tolist()}
-    return Evaluation(loss=loss / n, accuracy=hits / n, confusion=matrix, mistakes=mistakes)
 
 
 def train_step(
@@ -177,8 +135,8 @@ def fit(
             x, y = train_x.batch(idx), train_y[idx]
             use_cudnn_benchmark(device, tuning, len(idx), cfg.batch_size)
             loss = train_step(forward, optimizer, x, y, bf16)
-            loss_sum += loss.detach().double() * len(idx)
-            step_losses[step] = loss.detach()
+            loss_sum += loss.double() * len(idx)
+            step_losses[step] = loss
             done += len(idx)
             try:
                 hooks.on_step((epoch - 1) * per_epoch + step + 1)
@@ -232,19 +190,6 @@ def fit(
     return history
 
 
-class _Quiet:
-    """Hooks that listen to nothing: for runs whose results are not wanted."""
-
-    def on_start(self, info: StartInfo) -> None:
-        pass
-
-    def on_step(self, steps_done: int) -> None:
-        pass
-
-    def on_epoch_end(self, end: EpochEnd) -> None:
-        pass
-
-
 def warm_up(cfg: JobSpec, tuning: Tuning) -> float:
     """A training step and an evaluation batch of each of `cfg`'s shapes (full batches, and the last, smaller ones
     of its training and test sets) on synthetic images, so that what the device chooses or compiles per shape
@@ -254,7 +199,7 @@ def warm_up(cfg: JobSpec, tuning: Tuning) -> float:
     train_tail = (cfg.train_samples or FULL_TRAIN) % cfg.batch_size
     test_tail = (cfg.test_samples or FULL_TEST) % tuning.eval_batch
     data = make_synthetic(cfg.batch_size + train_tail, tuning.eval_batch + test_tail, cfg.seed)
-    fit(cfg.model_copy(update={"epochs": 1}), data, _Quiet(), tuning=tuning)
+    fit(cfg.model_copy(update={"epochs": 1}), data, QuietHooks(), tuning=tuning)
     return time.perf_counter() - began
 
 
