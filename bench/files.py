@@ -20,12 +20,12 @@ from typing import Any
 from service.spec import JobSpec
 from worker import checkpoint
 from worker.data import make_synthetic
-from worker.hooks import EpochEnd, StartInfo
+from worker.hooks import EpochEnd, QuietHooks, StartInfo
 from worker.pictures import JobPictures
 from worker.train import fit
 
 
-class _Kept:
+class _Kept(QuietHooks):
     """Hooks that keep each epoch's end and a host copy of its checkpoint, as the worker takes it."""
 
     def __init__(self) -> None:
@@ -34,9 +34,6 @@ class _Kept:
 
     def on_start(self, info: StartInfo) -> None:
         self.start = info
-
-    def on_step(self, steps_done: int) -> None:
-        pass
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         began = time.perf_counter()

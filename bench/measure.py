@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench import lecture
 from service.spec import JobSpec
 from worker.data import Dataset, subset
-from worker.hooks import EpochEnd, StartInfo
+from worker.hooks import QuietHooks, StartInfo
 from worker.model import build_model, lecture_loss, upscale
 from worker.train import fit
 from worker.tuning import Tuning
@@ -97,7 +97,7 @@ def time_lecture(
     return Throughput("lecture", "fp32", cfg.batch_size, warmup, steps, last - began)
 
 
-class _StepClock:
+class _StepClock(QuietHooks):
     """Hooks for `fit`: the clock starts after the warm-up steps and stops after the last step."""
 
     def __init__(self, device: torch.device, warmup: int, total: int, progress: Progress) -> None:
@@ -120,9 +120,6 @@ class _StepClock:
             self.began = now
         if steps_done == self.total:
             self.ended = now
-
-    def on_epoch_end(self, end: EpochEnd) -> None:
-        pass
 
 
 def time_engine(

@@ -31,7 +31,7 @@ import torch
 from service.spec import JobSpec
 from worker.data import load_dataset
 from worker.hardware import resolve_device, resolve_precision
-from worker.hooks import EpochEnd, StartInfo
+from worker.hooks import EpochEnd, QuietHooks, StartInfo
 from worker.train import fit, warm_up
 from worker.tuning import Tuning
 
@@ -66,7 +66,7 @@ class Result:
         return self.epochs[0] / statistics.median(later)
 
 
-class _Clock:
+class _Clock(QuietHooks):
     """Hooks that note when the first step begins and each epoch's seconds."""
 
     def __init__(self) -> None:
@@ -75,9 +75,6 @@ class _Clock:
 
     def on_start(self, info: StartInfo) -> None:
         self.first_step = time.perf_counter()
-
-    def on_step(self, steps_done: int) -> None:
-        pass
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         self.results.append(end)

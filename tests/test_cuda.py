@@ -15,9 +15,8 @@ from PIL import Image
 from bench import lecture
 from service.spec import JobSpec
 from tests.test_engine import CFG as ENGINE_CFG
-from tests.test_engine import engine_losses, lecture_steps
+from tests.test_engine import Recorder, engine_losses, lecture_steps
 from worker.data import Dataset, make_synthetic
-from worker.hooks import EpochEnd, StartInfo
 from worker.model import upscale
 from worker.train import fit
 from worker.tuning import DeviceImages, Tuning
@@ -35,20 +34,6 @@ def exact_fp32() -> Iterator[None]:
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = cudnn, matmul
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.ends: list[EpochEnd] = []
-
-    def on_start(self, info: StartInfo) -> None:
-        assert info.device.startswith("cuda")
-
-    def on_step(self, steps_done: int) -> None:
-        pass
-
-    def on_epoch_end(self, end: EpochEnd) -> None:
-        self.ends.append(end)
 
 
 @pytest.mark.parametrize("size", [63, 64, 224, 227])
@@ -83,6 +68,7 @@ def data() -> Dataset:
 def run(data: Dataset, tuning: Tuning) -> Recorder:
     recorder = Recorder()
     fit(CFG, data, recorder, tuning=tuning)
+    assert recorder.start is not None and recorder.start.device.startswith("cuda")
     assert len(recorder.ends) == CFG.epochs
     return recorder
 
@@ -126,5 +112,6 @@ def test_synthetic_data_is_learnable_on_cuda_in_bf16(tuning: str) -> None:
     cfg = JobSpec(dataset="synthetic", epochs=2, batch_size=32, image_size=64, seed=0, device="cuda", precision="bf16")
     recorder = Recorder()
     fit(cfg, make_synthetic(1280, 200, seed=0), recorder, tuning=Tuning.parse(tuning))
+    assert recorder.start is not None and recorder.start.device.startswith("cuda")
     accuracy = [end.result.test_accuracy for end in recorder.ends]
     assert accuracy[-1] >= 0.5, accuracy  # 80 steps of 32 leave chance (0.1) far behind, as on the CPU

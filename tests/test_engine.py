@@ -4,6 +4,9 @@ Everything runs on the CPU in fp32 at 64×64 with batches of 16, so the whole fi
 sized to take seconds also where bf16 is emulated.
 """
 
+import copy
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +16,7 @@ from torch.utils.data import default_collate
 from bench import lecture
 from service.spec import JobSpec
 from worker.data import Dataset, make_synthetic
-from worker.hooks import EpochEnd, StartInfo
+from worker.hooks import EpochEnd, QuietHooks, StartInfo
 from worker.model import build_model, lecture_loss, make_optimizer, upscale
 from worker.train import fit
 
@@ -99,19 +102,27 @@ def test_engine_and_lecture_take_the_same_first_steps_in_fp32(data: Dataset, bat
     assert engine == pytest.approx(reference, rel=1e-5)
 
 
-class Recorder:
-    def __init__(self) -> None:
+class Recorder(QuietHooks):
+    """What `fit` reports: its start and every epoch's end; with `keep_checkpoints`, a copy of each epoch's
+    checkpoint (the checkpoint itself holds the live model's tensors, which training goes on changing)."""
+
+    def __init__(self, keep_checkpoints: bool = False) -> None:
         self.start: StartInfo | None = None
-        self.end: EpochEnd | None = None
+        self.ends: list[EpochEnd] = []
+        self.keep_checkpoints = keep_checkpoints
+        self.checkpoints: list[dict[str, Any]] = []
+
+    @property
+    def end(self) -> EpochEnd | None:
+        return self.ends[-1] if self.ends else None
 
     def on_start(self, info: StartInfo) -> None:
         self.start = info
 
-    def on_step(self, steps_done: int) -> None:
-        pass
-
     def on_epoch_end(self, end: EpochEnd) -> None:
-        self.end = end
+        self.ends.append(end)
+        if self.keep_checkpoints:
+            self.checkpoints.append(copy.deepcopy(end.checkpoint()))
 
 
 @pytest.mark.slow

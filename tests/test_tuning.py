@@ -4,12 +4,10 @@ Each is checked on the CPU against the defaults, on the same data, seed and step
 arithmetic is the same, to rounding where the choice reorders it.
 """
 
-import copy
 import logging
 import os
 import subprocess
 import sys
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,32 +15,14 @@ import torch
 from torch import nn
 
 from service.spec import JobSpec
+from tests.test_engine import Recorder
 from worker.data import Dataset, make_synthetic
-from worker.hooks import EpochEnd, StartInfo
 from worker.model import ChannelPaddedConv2d, build_model, kernels, pad_conv1, upscale
 from worker.train import fit, warm_up
 from worker.tuning import DeviceImages, Tuning, TuningError, prepare
 
 CPU = torch.device("cpu")
 CFG = JobSpec(epochs=2, batch_size=16, image_size=64, seed=3, device="cpu", precision="fp32")
-
-
-class Recorder:
-    def __init__(self, keep_checkpoints: bool = False) -> None:
-        self.ends: list[EpochEnd] = []
-        self.keep_checkpoints = keep_checkpoints
-        self.checkpoints: list[dict[str, Any]] = []  # copies: a checkpoint holds the live model's tensors
-
-    def on_start(self, info: StartInfo) -> None:
-        pass
-
-    def on_step(self, steps_done: int) -> None:
-        pass
-
-    def on_epoch_end(self, end: EpochEnd) -> None:
-        self.ends.append(end)
-        if self.keep_checkpoints:
-            self.checkpoints.append(copy.deepcopy(end.checkpoint()))
 
 
 @pytest.fixture(scope="module")

@@ -83,3 +83,16 @@ class Hooks(Protocol):
         """Called after every training step; may raise Stopped. Must not block."""
 
     def on_epoch_end(self, end: EpochEnd) -> None: ...
+
+
+class QuietHooks:
+    """Hooks that do nothing: for runs whose results are not wanted, and a base for those that want some."""
+
+    def on_start(self, info: StartInfo) -> None:
+        pass
+
+    def on_step(self, steps_done: int) -> None:
+        pass
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        pass
