@@ -22,7 +22,7 @@ migrate: $(STAMP)
 # is taken back at once. Ctrl-C or SIGTERM to make stops them all, workers handing their jobs back.
 # `exec`: the supervisor itself gets make's signals, with no shell in between.
 run: migrate
-	exec $(PY) -m service.run
+	exec $(PY) -m service.supervise
 
 worker: migrate
 	$(PY) -m worker
@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collected nothing, which here can only mean the suite went missing: fail loudly.
 test: lint

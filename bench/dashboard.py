@@ -1,6 +1,6 @@
 """`python -m bench.dashboard`: how long the dashboard's job list takes to show in a real browser, with many jobs.
 
-Starts the API (`python -m service`) on a fresh SQLite database holding `--jobs` jobs (a mix of statuses, some with
+Starts the API (`python -m service.api`) on a fresh SQLite database holding `--jobs` jobs (a mix of statuses, some with
 an epoch recorded), opens `/ui/` in Debian's Chromium through Playwright, and times each load from navigation to the
 first page of rows on screen. Prints every time and the median; the README's target is 1 s with 1,000 jobs.
 """

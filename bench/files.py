@@ -21,7 +21,7 @@ from service.spec import JobSpec
 from worker import checkpoint
 from worker.data import make_synthetic
 from worker.hooks import EpochEnd, QuietHooks, StartInfo
-from worker.pictures import JobPictures
+from worker.pictures.epoch import JobPictures
 from worker.train import fit
 
 

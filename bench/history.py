@@ -4,7 +4,7 @@
   device-side store a step, the confusion matrix one `bincount` per test batch).
 - On disk: one epoch's kernel numbers (`history/kernels/eNNNN.npz`), and what a 1,000-epoch job keeps.
 - In the API: a 50-epoch job's evolution GIF and one epoch's kernel grid, drawn by the API's drawing process
-  (`service.renderer` → `python -m worker.render`), cold (the process starts) and warm.
+  (`service.api.renderer` → `python -m worker.pictures.server`), cold (the process starts) and warm.
 """
 
 import argparse
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from service.renderer import Renderer
+from service.api.renderer import Renderer
 from worker.hardware import resolve_device
 from worker.measures import layer_weights, relative_change, snapshot
 from worker.model import build_model, kernels
-from worker.pictures import save_kernels
+from worker.pictures.epoch import save_kernels
 
 # The epoch count the GIF target is stated for, and the job length the disk budget is.
 GIF_EPOCHS = 50

@@ -1,6 +1,6 @@
 """`python -m bench.load`: how fast the API answers reads, on SQLite.
 
-Default mode: starts the API (`python -m service`) and one worker (`python -m worker`) as real processes on
+Default mode: starts the API (`python -m service.api`) and one worker (`python -m worker`) as real processes on
 127.0.0.1, over a fresh SQLite database migrated by Alembic. One job trains for the whole run (its heartbeats,
 epoch rows and artifact rows are the writes the reads compete with); `--clients` threads poll that job's
 `GET /jobs/{id}` and `GET /jobs/{id}/metrics` alternately for `--seconds`. Prints the request count, errors,

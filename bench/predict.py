@@ -1,7 +1,7 @@
 """`python -m bench.predict`: how fast a trained job answers POST /jobs/{id}/predict, cold and warm.
 
-The API's side (checking and reducing the upload, `service.images`) and the inference process's side
-(`service.predictor` → `python -m worker.predict`) are timed as the route runs them, on two model files of the
+The API's side (checking and reducing the upload, `service.api.images`) and the inference process's side
+(`service.api.predictor` → `python -m worker.predict`) are timed as the route runs them, on two model files of the
 real size (228 MB each; untrained weights cost the same to load and run as trained ones):
 
 - cold: the first prediction, which starts the inference process (importing torch) and loads the model;
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from service.predictor import Predictor
+from service.api.predictor import Predictor
 from worker.model import build_model
 
 # The image size the quick demo trains at (64) and the lecture's (224): inference upscales to the job's size.

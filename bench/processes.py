@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 # Every process these helpers start, so that a failing test cannot leave one running (see conftest).
 STARTED: list[subprocess.Popen[bytes]] = []
-API_COMMAND = (sys.executable, "-m", "service")
+API_COMMAND = (sys.executable, "-m", "service.api")
 # Debian's Chromium, as the dashboard's tests and benchmark drive it (Playwright's own browser download is not used).
 # Headless in a container: no sandbox (no user namespaces), no GPU, and nothing that phones home.
 CHROMIUM = Path("/usr/bin/chromium")
@@ -142,7 +142,7 @@ def stop_all_started() -> None:
 
 @contextmanager
 def api_server(settings: Settings, log: Path, command: Sequence[str] = API_COMMAND) -> Iterator[str]:
-    """The API (`python -m service`, or `command`) on a free loopback port; yields its base URL, stops it afterwards."""
+    """The API (`python -m service.api`, or `command`) on a free loopback port; yields its base URL, then stops it."""
     with serving(command, settings, log) as (_, base):
         yield base
 

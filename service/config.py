@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     # pooled connection and a whole request's database work each give up after it, and the API answers 503 with
     # Retry-After instead of hanging for as long as the database does. Every statement here takes milliseconds.
     db_timeout_seconds: float = Field(default=5.0, gt=0)
-    # How many workers `python -m service.run` (`make run`) keeps running beside the API: a number (0: the API alone,
-    # workers elsewhere), or `auto`: one per GPU, each seeing only its own, and one on a host without GPUs.
+    # How many workers `python -m service.supervise` (`make run`) keeps running beside the API: a number (0: the API
+    # alone, workers elsewhere), or `auto`: one per GPU, each seeing only its own, and one on a host without GPUs.
     workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 1
     # The training engine's speed choices for a worker, `name=value,…` (worker/tuning.py; bench/NOTES.md says what
     # each was measured to give). Empty: the defaults.

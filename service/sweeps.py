@@ -19,7 +19,7 @@ from service.errors import Conflict, InvalidRequest
 from service.models import Job, Status, Sweep, utcnow
 from service.queries import sweep_row
 from service.spec import JobSpec
-from service.sweep_schemas import MAX_JOBS, SweepIn
+from service.sweep_spec import MAX_JOBS, SweepIn
 
 # How much of an invalid combination a message quotes: enough to recognise it, short enough to read.
 MAX_QUOTED = 300

@@ -14,11 +14,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
 from bench.processes import free_port, stop_all_started
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from tests.helpers import Sessions, make_settings, postgres_schema, sqlite_database
-from worker import plots
+from worker.pictures import kernels
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -134,11 +134,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
     """Every figure the drawing modules save, so a test can read its texts, axes and images as well as its pixels."""
     saved: list[Figure] = []
-    original = plots.save_png
+    original = kernels.save_png
 
     def keep(fig: Figure, path: Path) -> None:
         saved.append(fig)
         original(fig, path)
 
-    monkeypatch.setattr(plots, "save_png", keep)
+    monkeypatch.setattr(kernels, "save_png", keep)
     return saved

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import jobs, workers
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.db import transaction
 from service.models import Status

@@ -31,7 +31,7 @@ TINY = {
 }
 XSS_NAME = '<script>alert("script")</script><img src=x onerror="alert(\'img\')">'
 SCREENSHOTS = ROOT / "var" / "screenshots"
-# The dashboard's own colours for the first two lines (service/static/ui/js/charts.js's PALETTE).
+# The dashboard's own colours for the first two lines (service/api/static/ui/js/charts.js's PALETTE).
 FIRST_COLOURS = [(0x4E, 0x79, 0xA7), (0xF2, 0x8E, 0x2B)]
 TIMEOUT_MS = 60_000  # a job of TINY trains in seconds, but the two CPU cores are shared with other tests
 

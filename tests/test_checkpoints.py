@@ -16,13 +16,13 @@ from service.models import utcnow
 from service.spec import DEMO, JobSpec
 from service.storage import make_store
 from tests.helpers import Sessions, queue_jobs
-from worker import figures
 from worker.checkpoint import Checkpoints
 from worker.data import Dataset
 from worker.hooks import EpochResult
 from worker.measures import WEIGHT_LAYERS
 from worker.model import Kernels
-from worker.pictures import JobPictures
+from worker.pictures import charts
+from worker.pictures.epoch import JobPictures
 from worker.publish import ArtifactWriter
 
 
@@ -83,7 +83,7 @@ def test_one_picture_that_fails_does_not_cost_the_epoch_its_other_files(
     def broken(*_: object, **__: object) -> None:
         raise OSError("the confusion matrix could not be drawn")
 
-    monkeypatch.setattr(figures, "draw_confusion", broken)
+    monkeypatch.setattr(charts, "draw_confusion", broken)
     kernels = Kernels(conv1=np.zeros((64, 3, 11, 11), np.float32), conv2=np.zeros((64, 5, 5), np.float32))
     row = EpochResult(
         epoch=1,

@@ -14,7 +14,7 @@ from service.config import Settings
 from service.db import transaction
 from service.spec import DEMO
 from tests.helpers import Sessions, assert_error, make_settings
-from worker.comparison import draw_compare
+from worker.pictures.compare import draw_compare
 
 SPECS = [
     {**DEMO, "optimizer": "adam", "learning_rate": 0.001},

@@ -12,9 +12,9 @@ from service import jobs, records
 from service.config import Settings
 from service.db import transaction
 from service.models import Artifact, EpochMetric, Status
-from service.s3 import S3Store
 from service.spec import DEMO
 from service.storage import ArtifactStore, LocalStore, make_store
+from service.storage.s3 import S3Store
 from tests.helpers import Sessions, assert_error, make_settings
 from worker.checkpoint import Checkpoints
 from worker.publish import ArtifactWriter

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from bench.processes import start_worker, stop, wait_for
 from service import artifacts, queries
-from service.app import create_app
+from service.api.app import create_app
 from service.db import transaction
 from service.models import FINISHED
 from tests.helpers import SMALL_JOB, Db, make_settings

@@ -20,8 +20,8 @@ from bench.processes import ROOT, api_server, env_for, start, stop, wait_for
 from service import queries
 from service.config import Settings
 from service.db import transaction
-from service.s3 import S3Store
 from service.storage import LocalStore, make_store
+from service.storage.s3 import S3Store
 from tests.helpers import Sessions, make_settings
 
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import jobs
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.db import transaction
 from service.spec import DEMO

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.processes import API_COMMAND, api_server, env_for, free_port, start, start_worker, stop, wait_for
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from tests.helpers import SMALL_JOB, assert_error, make_settings, sqlite_database
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from bench.processes import api_server
 from service import jobs, records
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Status

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
 from tests.helpers import assert_error, make_settings, queue_jobs, sqlite_database

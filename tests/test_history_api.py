@@ -6,10 +6,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service import jobs, records
+from service.api.routes.metrics import bucketed
+from service.api.schemas import StepPoint
 from service.config import Settings
 from service.db import transaction
-from service.routes.metrics import bucketed
-from service.schemas import StepPoint
 from service.spec import DEMO
 from tests.helpers import Sessions, assert_error, make_settings
 

@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import jobs, records, workers
-from service.app import create_app
+from service.api.app import create_app
 from service.db import transaction
 from service.spec import DEMO
 from tests.helpers import Sessions, assert_error, make_settings, queue_jobs

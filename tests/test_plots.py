@@ -1,4 +1,4 @@
-"""Tests for worker/plots.py and worker/figures.py: each picture shows what its title promises, readably."""
+"""Tests for worker/kernels.py and worker/charts.py: each picture shows what its title promises, readably."""
 
 from pathlib import Path
 from typing import Any
@@ -10,8 +10,8 @@ from matplotlib.collections import QuadMesh
 from matplotlib.figure import Figure
 from PIL import Image
 
-from worker import figures, plots
 from worker.measures import LAYER_NAMES
+from worker.pictures import charts, kernels
 
 THREE_EPOCHS = [
     {"epoch": 1, "train_loss": 1.95, "test_loss": 1.62, "test_accuracy": 0.41},
@@ -44,7 +44,7 @@ def assert_readable_png(path: Path) -> np.ndarray:
 
 
 def conv1_weights(rng: np.random.Generator) -> np.ndarray:
-    return rng.normal(0.0, 0.05, plots.CONV1_SHAPE).astype(np.float32)
+    return rng.normal(0.0, 0.05, kernels.CONV1_SHAPE).astype(np.float32)
 
 
 # --- curves ---------------------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def conv1_weights(rng: np.random.Generator) -> np.ndarray:
 
 def test_curves_with_three_epochs_show_loss_and_accuracy_panels(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "curves.png"
-    figures.draw_curves(THREE_EPOCHS, path, title="job 7")
+    charts.draw_curves(THREE_EPOCHS, path, title="job 7")
     pixels = assert_readable_png(path)
     assert pixels.shape[:2] == (400, 1000)
     fig = drawn[0]
@@ -80,7 +80,7 @@ def test_curves_with_three_epochs_show_loss_and_accuracy_panels(tmp_path: Path, 
 
 def test_curves_with_one_epoch_show_the_single_point_on_an_integer_tick(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "curves.png"
-    figures.draw_curves(THREE_EPOCHS[:1], path)
+    charts.draw_curves(THREE_EPOCHS[:1], path)
     assert_readable_png(path)
     fig = drawn[0]
     assert fig.get_suptitle() == "AlexNet on CIFAR-10 — 1 epoch"
@@ -93,7 +93,7 @@ def test_curves_with_one_epoch_show_the_single_point_on_an_integer_tick(tmp_path
 
 def test_curves_with_no_epochs_draw_empty_axes_with_a_note(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "curves.png"
-    figures.draw_curves([], path)
+    charts.draw_curves([], path)
     assert_readable_png(path)
     fig = drawn[0]
     assert fig.get_suptitle() == "AlexNet on CIFAR-10 — 0 epochs"
@@ -109,7 +109,7 @@ def test_curves_with_a_thousand_epochs_drop_the_markers(tmp_path: Path, drawn: l
         for i in range(1, 1001)
     ]
     path = tmp_path / "curves.png"
-    figures.draw_curves(many, path)
+    charts.draw_curves(many, path)
     assert_readable_png(path)
     loss_ax = drawn[0].axes[0]
     assert {line.get_marker() for line in loss_ax.get_lines()} == {"None"}
@@ -122,7 +122,7 @@ def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Pa
         {"epoch": 4, "train_loss": float("inf"), "test_loss": float("nan"), "test_accuracy": 0.1},
     ]
     path = tmp_path / "curves.png"
-    figures.draw_curves(epochs, path)
+    charts.draw_curves(epochs, path)
     assert_readable_png(path)
     loss_ax, acc_ax = drawn[0].axes[:2]
     train, test = (np.asarray(line.get_ydata(), dtype=np.float64) for line in loss_ax.get_lines()[:2])
@@ -147,19 +147,19 @@ def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Pa
 def test_run_title_names_dataset_optimizer_rate_batch_size_and_precision(
     args: tuple[str, str, float, int, int, str], expected: str
 ) -> None:
-    assert figures.run_title(*args) == expected
+    assert charts.run_title(*args) == expected
 
 
 @pytest.mark.parametrize(
     ("rate", "text"), [(1e-4, "1e-4"), (3e-4, "3e-4"), (0.01, "1e-2"), (2.5e-3, "2.5e-3"), (0.1, "1e-1"), (1.0, "1")]
 )
 def test_learning_rates_are_written_in_compact_exponent_form(rate: float, text: str) -> None:
-    assert figures.compact_number(rate) == text
+    assert charts.compact_number(rate) == text
 
 
 def test_curves_title_says_which_epoch_of_how_many_until_the_last(tmp_path: Path, drawn: list[Figure]) -> None:
-    figures.draw_curves(THREE_EPOCHS, tmp_path / "running.png", title="job 7", epochs_total=10)
-    figures.draw_curves(THREE_EPOCHS, tmp_path / "done.png", title="job 7", epochs_total=3)
+    charts.draw_curves(THREE_EPOCHS, tmp_path / "running.png", title="job 7", epochs_total=10)
+    charts.draw_curves(THREE_EPOCHS, tmp_path / "done.png", title="job 7", epochs_total=3)
     assert [fig.get_suptitle() for fig in drawn] == ["job 7 — epoch 3 of 10", "job 7 — 3 epochs"]
 
 
@@ -168,7 +168,7 @@ def test_curves_loss_axis_starts_at_zero_so_a_flat_run_reads_flat(tmp_path: Path
         {"epoch": e, "train_loss": loss, "test_loss": loss - 0.0005, "test_accuracy": 0.1}
         for e, loss in enumerate([2.3020, 2.3008, 2.2997, 2.2985], start=1)
     ]
-    figures.draw_curves(flat, tmp_path / "curves.png")
+    charts.draw_curves(flat, tmp_path / "curves.png")
     loss_ax = drawn[0].axes[0]
     low, high = loss_ax.get_ylim()
     assert low == 0.0
@@ -188,7 +188,7 @@ def test_curves_draw_per_step_losses_as_a_thin_lighter_line_under_the_epoch_poin
     # Four steps per epoch: step g sits at g / 4 epochs; one step diverged.
     losses = [2.31, 2.2, 2.1, 2.05, 1.9, float("inf"), 1.6, 1.5, 1.3, 1.2, 1.25, 1.1]
     steps = [((g + 1) / 4, loss) for g, loss in enumerate(losses)]
-    figures.draw_curves(THREE_EPOCHS, tmp_path / "curves.png", steps=steps)
+    charts.draw_curves(THREE_EPOCHS, tmp_path / "curves.png", steps=steps)
     loss_ax, acc_ax = drawn[0].axes[:2]
     by_label = {line.get_label(): line for line in loss_ax.get_lines()}
     per_step, per_epoch = by_label["train loss per step"], by_label["train loss (epoch mean)"]
@@ -208,7 +208,7 @@ def test_curves_draw_per_step_losses_as_a_thin_lighter_line_under_the_epoch_poin
 
 def test_curves_show_steps_before_the_first_epoch_ends(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "curves.png"
-    figures.draw_curves([], path, title="job 7", steps=[(0.25, 2.31), (0.5, 2.2)], epochs_total=5)
+    charts.draw_curves([], path, title="job 7", steps=[(0.25, 2.31), (0.5, 2.2)], epochs_total=5)
     assert_readable_png(path)
     fig = drawn[0]
     assert fig.get_suptitle() == "job 7 — epoch 0 of 5"
@@ -223,14 +223,14 @@ def test_curves_show_steps_before_the_first_epoch_ends(tmp_path: Path, drawn: li
 
 def test_conv1_mosaic_places_each_kernel_between_separator_lines(rng: np.random.Generator) -> None:
     weights = conv1_weights(rng)
-    mosaic = plots.conv1_mosaic(weights, diff=False)
+    mosaic = kernels.conv1_mosaic(weights, diff=False)
     assert mosaic.shape == (CONV1_SIDE, CONV1_SIDE, 3)
     separators = [12 * k for k in range(9)]  # every 11 pixels of kernel plus 1 of gap
-    assert (mosaic[separators, :, :] == plots.RGB_SEPARATOR).all()
-    assert (mosaic[:, separators, :] == plots.RGB_SEPARATOR).all()
-    assert plots.tile_origin(0, 11) == (1, 1)
-    assert plots.tile_origin(9, 11) == (13, 13)  # second row, second column
-    assert plots.tile_origin(63, 11) == (85, 85)
+    assert (mosaic[separators, :, :] == kernels.RGB_SEPARATOR).all()
+    assert (mosaic[:, separators, :] == kernels.RGB_SEPARATOR).all()
+    assert kernels.tile_origin(0, 11) == (1, 1)
+    assert kernels.tile_origin(9, 11) == (13, 13)  # second row, second column
+    assert kernels.tile_origin(63, 11) == (85, 85)
     kernel9 = weights[9].transpose(1, 2, 0).astype(np.float64)
     expected = (kernel9 - kernel9.min()) / (kernel9.max() - kernel9.min())
     np.testing.assert_allclose(mosaic[13:24, 13:24], expected, rtol=1e-6)
@@ -239,9 +239,9 @@ def test_conv1_mosaic_places_each_kernel_between_separator_lines(rng: np.random.
 def test_conv1_mosaic_scales_every_kernel_to_its_own_full_range(rng: np.random.Generator) -> None:
     weights = conv1_weights(rng)
     weights[5] *= 100  # one loud kernel must not wash out the others
-    mosaic = plots.conv1_mosaic(weights, diff=False)
+    mosaic = kernels.conv1_mosaic(weights, diff=False)
     for index in range(64):
-        row, col = plots.tile_origin(index, 11)
+        row, col = kernels.tile_origin(index, 11)
         tile = mosaic[row : row + 11, col : col + 11]
         assert tile.min() == pytest.approx(0.0)
         assert tile.max() == pytest.approx(1.0)
@@ -250,30 +250,30 @@ def test_conv1_mosaic_scales_every_kernel_to_its_own_full_range(rng: np.random.G
 def test_conv1_mosaic_draws_a_constant_kernel_mid_grey(rng: np.random.Generator) -> None:
     weights = conv1_weights(rng)
     weights[0] = 0.3
-    mosaic = plots.conv1_mosaic(weights, diff=False)
+    mosaic = kernels.conv1_mosaic(weights, diff=False)
     assert (mosaic[1:12, 1:12] == 0.5).all()
 
 
 def test_conv1_diff_mosaic_uses_one_symmetric_scale_around_grey() -> None:
-    diff = np.zeros(plots.CONV1_SHAPE, dtype=np.float32)
+    diff = np.zeros(kernels.CONV1_SHAPE, dtype=np.float32)
     diff[0, 0, 0, 0] = 0.2  # the largest change: full red in the first pixel
     diff[1, 2, 0, 0] = -0.1  # half as large the other way: blue channel at a quarter
-    mosaic = plots.conv1_mosaic(diff, diff=True)
+    mosaic = kernels.conv1_mosaic(diff, diff=True)
     assert mosaic[1, 1].tolist() == pytest.approx([1.0, 0.5, 0.5])
-    row, col = plots.tile_origin(1, 11)
+    row, col = kernels.tile_origin(1, 11)
     assert mosaic[row, col].tolist() == pytest.approx([0.5, 0.5, 0.25])
     assert mosaic[row + 5, col + 5].tolist() == [0.5, 0.5, 0.5]
 
 
 def test_conv1_zero_diff_draws_every_tile_neutral_grey(tmp_path: Path) -> None:
-    zeros = np.zeros(plots.CONV1_SHAPE, dtype=np.float32)
-    mosaic = plots.conv1_mosaic(zeros, diff=True)
-    tiles = mosaic[mosaic != plots.RGB_SEPARATOR]
+    zeros = np.zeros(kernels.CONV1_SHAPE, dtype=np.float32)
+    mosaic = kernels.conv1_mosaic(zeros, diff=True)
+    tiles = mosaic[mosaic != kernels.RGB_SEPARATOR]
     assert tiles.size == 64 * 11 * 11 * 3
     assert (tiles == 0.5).all()
 
     path = tmp_path / "conv1_diff.png"
-    plots.draw_conv1(zeros, "diff", 3, path)
+    kernels.draw_conv1(zeros, "diff", 3, path)
     pixels = read_png(path).reshape(-1, 3)
     grey = (np.abs(pixels - 128).max(axis=1) <= 1).mean()
     white = (pixels == 255).all(axis=1).mean()
@@ -286,9 +286,9 @@ def test_conv1_initial_and_trained_pictures_differ(
 ) -> None:
     initial = conv1_weights(rng)
     trained = initial + rng.normal(0.0, 0.02, initial.shape).astype(np.float32)
-    plots.draw_conv1(initial, "initial", 0, tmp_path / "initial.png")
-    plots.draw_conv1(trained, "trained", 2, tmp_path / "trained.png")
-    plots.draw_conv1(trained - initial, "diff", 2, tmp_path / "diff.png")
+    kernels.draw_conv1(initial, "initial", 0, tmp_path / "initial.png")
+    kernels.draw_conv1(trained, "trained", 2, tmp_path / "trained.png")
+    kernels.draw_conv1(trained - initial, "diff", 2, tmp_path / "diff.png")
     before, after, change = (assert_readable_png(tmp_path / f"{n}.png") for n in ("initial", "trained", "diff"))
     assert np.abs(before - after).mean() > 1.0
     # The change picture is taller by its scale bar; the grids above it are what must differ.
@@ -305,18 +305,18 @@ def test_conv1_initial_and_trained_pictures_differ(
 def test_conv1_diff_has_a_grey_scale_bar_that_maps_change_as_the_mosaic_does(
     tmp_path: Path, drawn: list[Figure]
 ) -> None:
-    diff = np.zeros(plots.CONV1_SHAPE, dtype=np.float32)
+    diff = np.zeros(kernels.CONV1_SHAPE, dtype=np.float32)
     diff[0, 0, 0, 0] = 0.2
     diff[1, 2, 0, 0] = -0.1
-    plots.draw_conv1(diff, "diff", 3, tmp_path / "diff.png")
+    kernels.draw_conv1(diff, "diff", 3, tmp_path / "diff.png")
     fig = drawn[0]
     grid_ax, bar_ax = fig.axes
     assert "R, G and B each show their own Δ" in grid_ax.get_title()
     assert bar_ax.get_xlabel() == "Δ weight, per colour channel"
     assert [t.get_text() for t in bar_ax.get_xticklabels()] == ["−0.2", "0 (grey: no change)", "+0.2"]
     ramp = next(c for c in bar_ax.collections if isinstance(c, QuadMesh))
-    mosaic = plots.conv1_mosaic(diff, diff=True)
-    row, col = plots.tile_origin(1, 11)
+    mosaic = kernels.conv1_mosaic(diff, diff=True)
+    row, col = kernels.tile_origin(1, 11)
     # The bar's colour for a change is the grey level the mosaic gives any one channel with that change.
     for change, shade in [(0.2, mosaic[1, 1, 0]), (-0.1, mosaic[row, col, 2]), (0.0, mosaic[row + 5, col + 5, 1])]:
         assert ramp.to_rgba(change)[:3] == pytest.approx((shade,) * 3, abs=0.01)
@@ -329,10 +329,10 @@ def test_kernel_pixels_are_drawn_as_squares_of_at_least_seven_screen_pixels(
     tmp_path: Path, rng: np.random.Generator, drawn: list[Figure], layer: str
 ) -> None:
     if layer.startswith("conv1"):
-        plots.draw_conv1(conv1_weights(rng), "diff" if "diff" in layer else "trained", 1, tmp_path / "grid.png")
+        kernels.draw_conv1(conv1_weights(rng), "diff" if "diff" in layer else "trained", 1, tmp_path / "grid.png")
         side = CONV1_SIDE
     else:
-        plots.draw_conv2(rng.normal(size=plots.CONV2_SHAPE), "trained", 1, 0, tmp_path / "grid.png")
+        kernels.draw_conv2(rng.normal(size=kernels.CONV2_SHAPE), "trained", 1, 0, tmp_path / "grid.png")
         side = CONV2_SIDE
     assert_readable_png(tmp_path / "grid.png")
     ax = drawn[0].axes[0]
@@ -348,14 +348,14 @@ def test_kernel_pixels_are_drawn_as_squares_of_at_least_seven_screen_pixels(
 
 
 def test_conv2_mosaic_keeps_raw_weights_with_nan_separators(rng: np.random.Generator) -> None:
-    weights = rng.normal(0.0, 0.02, plots.CONV2_SHAPE).astype(np.float32)
-    mosaic = plots.conv2_mosaic(weights)
+    weights = rng.normal(0.0, 0.02, kernels.CONV2_SHAPE).astype(np.float32)
+    mosaic = kernels.conv2_mosaic(weights)
     assert mosaic.shape == (CONV2_SIDE, CONV2_SIDE)
     separators = [6 * k for k in range(9)]
     assert np.isnan(mosaic[separators, :]).all()
     assert np.isnan(mosaic[:, separators]).all()
     assert np.isnan(mosaic).sum() == CONV2_SIDE**2 - 64 * 25
-    row, col = plots.tile_origin(10, 5)
+    row, col = kernels.tile_origin(10, 5)
     assert (row, col) == (7, 13)
     np.testing.assert_array_equal(mosaic[row : row + 5, col : col + 5], weights[10])
 
@@ -363,10 +363,10 @@ def test_conv2_mosaic_keeps_raw_weights_with_nan_separators(rng: np.random.Gener
 def test_conv2_initial_and_trained_share_one_colour_scale_and_differ(
     tmp_path: Path, rng: np.random.Generator, drawn: list[Figure]
 ) -> None:
-    initial = rng.normal(0.0, 0.02, plots.CONV2_SHAPE).astype(np.float32)
+    initial = rng.normal(0.0, 0.02, kernels.CONV2_SHAPE).astype(np.float32)
     trained = initial + rng.normal(0.0, 0.01, initial.shape).astype(np.float32)
-    plots.draw_conv2(initial, "initial", 0, 4, tmp_path / "initial.png")
-    plots.draw_conv2(trained, "trained", 5, 4, tmp_path / "trained.png")
+    kernels.draw_conv2(initial, "initial", 0, 4, tmp_path / "initial.png")
+    kernels.draw_conv2(trained, "trained", 5, 4, tmp_path / "trained.png")
     before, after = (
         assert_readable_png(tmp_path / "initial.png"),
         assert_readable_png(tmp_path / "trained.png"),
@@ -383,8 +383,8 @@ def test_conv2_initial_and_trained_share_one_colour_scale_and_differ(
 def test_conv2_diff_uses_a_symmetric_diverging_scale(
     tmp_path: Path, rng: np.random.Generator, drawn: list[Figure]
 ) -> None:
-    change = rng.normal(0.0, 0.01, plots.CONV2_SHAPE).astype(np.float32)
-    plots.draw_conv2(change, "diff", 2, 0, tmp_path / "diff.png")
+    change = rng.normal(0.0, 0.01, kernels.CONV2_SHAPE).astype(np.float32)
+    kernels.draw_conv2(change, "diff", 2, 0, tmp_path / "diff.png")
     assert_readable_png(tmp_path / "diff.png")
     fig = drawn[0]
     assert fig.get_suptitle() == "conv2 filter 0 — 64 input slices 5×5 — change (trained − initial), epoch 2"
@@ -397,7 +397,7 @@ def test_conv2_diff_uses_a_symmetric_diverging_scale(
 
 def test_conv2_zero_diff_draws_every_slice_in_the_neutral_colour(tmp_path: Path) -> None:
     path = tmp_path / "diff.png"
-    plots.draw_conv2(np.zeros(plots.CONV2_SHAPE, dtype=np.float32), "diff", 1, 0, path)
+    kernels.draw_conv2(np.zeros(kernels.CONV2_SHAPE, dtype=np.float32), "diff", 1, 0, path)
     pixels = read_png(path).reshape(-1, 3)
     neutral = np.array(matplotlib.colormaps["RdBu_r"](0.5)[:3]) * 255
     share = (np.abs(pixels - neutral).max(axis=1) <= 2).mean()
@@ -430,7 +430,7 @@ def test_confusion_colours_cells_by_share_of_the_true_class_and_prints_counts(
 ) -> None:
     matrix = strong_diagonal()
     path = tmp_path / "confusion.png"
-    figures.draw_confusion(matrix.tolist(), CLASSES, 7, path, title="job 7")
+    charts.draw_confusion(matrix.tolist(), CLASSES, 7, path, title="job 7")
     assert_readable_png(path)
     fig = drawn[0]
     ax = fig.axes[0]
@@ -445,7 +445,7 @@ def test_confusion_colours_cells_by_share_of_the_true_class_and_prints_counts(
 def test_confusion_names_classes_on_both_axes_and_states_epoch_and_accuracy(
     tmp_path: Path, drawn: list[Figure]
 ) -> None:
-    figures.draw_confusion(strong_diagonal().tolist(), CLASSES, 7, tmp_path / "confusion.png", title="job 7")
+    charts.draw_confusion(strong_diagonal().tolist(), CLASSES, 7, tmp_path / "confusion.png", title="job 7")
     fig = drawn[0]
     ax = fig.axes[0]
     assert fig.get_suptitle() == "job 7"
@@ -459,7 +459,7 @@ def test_confusion_names_classes_on_both_axes_and_states_epoch_and_accuracy(
 
 def test_confusion_counts_contrast_with_their_cells_dark_or_light(tmp_path: Path, drawn: list[Figure]) -> None:
     matrix = strong_diagonal()
-    figures.draw_confusion(matrix.tolist(), CLASSES, 1, tmp_path / "confusion.png")
+    charts.draw_confusion(matrix.tolist(), CLASSES, 1, tmp_path / "confusion.png")
     ax = drawn[0].axes[0]
     image = ax.get_images()[0]
     colours = set()
@@ -474,7 +474,7 @@ def test_confusion_counts_contrast_with_their_cells_dark_or_light(tmp_path: Path
 
 def test_confusion_works_for_any_number_of_classes_and_an_empty_row(tmp_path: Path, drawn: list[Figure]) -> None:
     matrix = [[5, 1, 0], [0, 0, 0], [2, 0, 3]]  # no test image of class "b"
-    figures.draw_confusion(matrix, ["a", "b", "c"], 2, tmp_path / "confusion.png")
+    charts.draw_confusion(matrix, ["a", "b", "c"], 2, tmp_path / "confusion.png")
     ax = drawn[0].axes[0]
     shares = np.asarray(ax.get_images()[0].get_array())
     np.testing.assert_allclose(shares, [[5 / 6, 1 / 6, 0], [0, 0, 0], [0.4, 0, 0.6]])
@@ -492,7 +492,7 @@ def test_confusion_with_a_matrix_that_does_not_fit_the_classes_raises_value_erro
     tmp_path: Path, matrix: list[list[int]], classes: list[str], message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        figures.draw_confusion(matrix, classes, 1, tmp_path / "x.png")
+        charts.draw_confusion(matrix, classes, 1, tmp_path / "x.png")
     assert not tmp_path.joinpath("x.png").exists()
 
 
@@ -518,7 +518,7 @@ def weight_change_epochs(count: int) -> list[dict[str, Any]]:
 def test_weight_change_draws_one_line_per_layer_in_two_log_panels(tmp_path: Path, drawn: list[Figure]) -> None:
     epochs = weight_change_epochs(5)
     path = tmp_path / "weight_change.png"
-    figures.draw_weight_change(epochs, path, title="job 7")
+    charts.draw_weight_change(epochs, path, title="job 7")
     assert_readable_png(path)
     fig = drawn[0]
     assert fig.get_suptitle() == "job 7 — relative weight change per layer"
@@ -558,7 +558,7 @@ def test_weight_change_leaves_a_gap_for_a_layer_that_did_not_move(tmp_path: Path
     epochs = weight_change_epochs(3)
     epochs[1]["weight_change"]["classifier.6"]["from_previous"] = 0.0
     epochs[2]["weight_change"]["classifier.6"]["from_previous"] = float("inf")
-    figures.draw_weight_change(epochs, tmp_path / "weight_change.png")
+    charts.draw_weight_change(epochs, tmp_path / "weight_change.png")
     fig = drawn[0]
     assert fig.get_suptitle() == "Relative weight change per layer"
     fc3 = fig.axes[1].get_lines()[-1]
@@ -569,7 +569,7 @@ def test_weight_change_leaves_a_gap_for_a_layer_that_did_not_move(tmp_path: Path
 
 def test_weight_change_with_no_epochs_draws_empty_panels_with_a_note(tmp_path: Path, drawn: list[Figure]) -> None:
     path = tmp_path / "weight_change.png"
-    figures.draw_weight_change([], path)
+    charts.draw_weight_change([], path)
     assert_readable_png(path)
     for ax in drawn[0].axes:
         assert [text.get_text() for text in ax.texts] == ["no epoch finished yet"]
@@ -583,30 +583,30 @@ def test_weight_change_with_no_epochs_draws_empty_panels_with_a_note(tmp_path: P
 @pytest.mark.parametrize("shape", [(64, 3, 5, 5), (3, 11, 11), (32, 3, 11, 11), (64, 1, 11, 11)])
 def test_conv1_with_a_wrong_shape_raises_value_error(tmp_path: Path, shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"shape \(64, 3, 11, 11\)"):
-        plots.draw_conv1(np.zeros(shape, dtype=np.float32), "initial", 0, tmp_path / "x.png")
+        kernels.draw_conv1(np.zeros(shape, dtype=np.float32), "initial", 0, tmp_path / "x.png")
     assert not tmp_path.joinpath("x.png").exists()
 
 
 @pytest.mark.parametrize("shape", [(64, 3, 5, 5), (5, 5), (64, 5, 6), (63, 5, 5)])
 def test_conv2_with_a_wrong_shape_raises_value_error(tmp_path: Path, shape: tuple[int, ...]) -> None:
     with pytest.raises(ValueError, match=r"shape \(64, 5, 5\)"):
-        plots.draw_conv2(np.zeros(shape, dtype=np.float32), "initial", 0, 0, tmp_path / "x.png")
+        kernels.draw_conv2(np.zeros(shape, dtype=np.float32), "initial", 0, 0, tmp_path / "x.png")
 
 
 def test_unknown_stage_and_nan_weights_raise_value_error(tmp_path: Path) -> None:
-    weights = np.zeros(plots.CONV2_SHAPE, dtype=np.float32)
+    weights = np.zeros(kernels.CONV2_SHAPE, dtype=np.float32)
     with pytest.raises(ValueError, match="stage must be one of"):
-        plots.draw_conv2(weights, "final", 1, 0, tmp_path / "x.png")
+        kernels.draw_conv2(weights, "final", 1, 0, tmp_path / "x.png")
     weights[3, 2, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        plots.draw_conv2(weights, "trained", 1, 0, tmp_path / "x.png")
+        kernels.draw_conv2(weights, "trained", 1, 0, tmp_path / "x.png")
 
 
 def test_writes_create_folders_and_leave_no_temp_files(tmp_path: Path, rng: np.random.Generator) -> None:
     folder = tmp_path / "jobs" / "7"
-    figures.draw_curves(THREE_EPOCHS, folder / "curves.png")
-    figures.draw_curves(THREE_EPOCHS[:2], folder / "curves.png")  # overwrite in place
-    plots.draw_conv1(conv1_weights(rng), "initial", 0, folder / "conv1_initial.png")
+    charts.draw_curves(THREE_EPOCHS, folder / "curves.png")
+    charts.draw_curves(THREE_EPOCHS[:2], folder / "curves.png")  # overwrite in place
+    kernels.draw_conv1(conv1_weights(rng), "initial", 0, folder / "conv1_initial.png")
     assert sorted(p.name for p in folder.iterdir()) == ["conv1_initial.png", "curves.png"]
 
 
@@ -614,7 +614,7 @@ def test_a_failed_write_keeps_the_old_picture_and_removes_the_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "curves.png"
-    figures.draw_curves(THREE_EPOCHS, path)
+    charts.draw_curves(THREE_EPOCHS, path)
     before = path.read_bytes()
 
     def half_written(self: Figure, fname: Path, **kwargs: object) -> None:
@@ -623,6 +623,6 @@ def test_a_failed_write_keeps_the_old_picture_and_removes_the_temp_file(
 
     monkeypatch.setattr(Figure, "savefig", half_written)
     with pytest.raises(OSError, match="disk full"):
-        figures.draw_curves(THREE_EPOCHS[:1], path)
+        charts.draw_curves(THREE_EPOCHS[:1], path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]

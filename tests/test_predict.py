@@ -19,11 +19,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from bench.processes import api_server, start_worker
-from service import images
-from service.app import create_app
+from service.api import images
+from service.api.app import create_app
+from service.api.predictor import Predictor
 from service.config import Settings
 from service.errors import ServiceUnavailable
-from service.predictor import Predictor
 from tests.helpers import assert_error, make_settings, sqlite_database
 from worker import synthetic
 
@@ -239,7 +239,7 @@ def test_weights_that_cannot_be_loaded_are_a_503_and_the_next_prediction_still_w
 def test_the_api_starts_without_torch_numpy_or_matplotlib() -> None:
     """The predictions and pictures happen in child processes; the API process itself stays light."""
     code = (
-        "import sys; from service.app import create_app; from service.config import Settings; "
+        "import sys; from service.api.app import create_app; from service.config import Settings; "
         "create_app(Settings(database_url='sqlite://')); "
         "print(sorted({'torch', 'numpy', 'matplotlib'} & {m.split('.')[0] for m in sys.modules}))"
     )

@@ -10,13 +10,13 @@ import torch
 from fastapi.testclient import TestClient
 
 from service import jobs, queries
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.db import transaction
 from service.models import utcnow
-from service.s3 import S3Store
 from service.spec import DEMO
 from service.storage import make_store
+from service.storage.s3 import S3Store
 from tests.helpers import SMALL_JOB, Sessions, assert_error, make_settings, queue_jobs
 from worker.checkpoint import Checkpoints
 from worker.loop import Worker

@@ -1,4 +1,4 @@
-"""Tests for worker/samples.py: misclassified test images in a grid, each labelled true → predicted."""
+"""Tests for worker/mistakes.py: misclassified test images in a grid, each labelled true → predicted."""
 
 from itertools import combinations
 from pathlib import Path
@@ -10,12 +10,13 @@ from matplotlib.image import FigureImage
 from matplotlib.transforms import Bbox
 from PIL import Image
 
-from worker import samples, synthetic
+from worker import synthetic
+from worker.pictures import mistakes
 
 CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def mistakes(n: int, seed: int = 0) -> tuple[np.ndarray, list[int], list[int]]:
+def wrong_answers(n: int, seed: int = 0) -> tuple[np.ndarray, list[int], list[int]]:
     """`n` test images with their true classes and a different predicted class for each."""
     rng = np.random.default_rng(seed)
     images, labels = synthetic.draw(n, rng)
@@ -52,9 +53,9 @@ def read_png(path: Path) -> np.ndarray:
 
 
 def test_each_mistake_is_its_image_labelled_true_then_predicted(tmp_path: Path, drawn: list[Figure]) -> None:
-    images, true, predicted = mistakes(11)
+    images, true, predicted = wrong_answers(11)
     path = tmp_path / "mistakes.png"
-    samples.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 7, path, title="job 7")
+    mistakes.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 7, path, title="job 7")
     assert read_png(path).std() > 10
     fig = drawn[0]
     assert len(fig.images) == 11
@@ -65,8 +66,8 @@ def test_each_mistake_is_its_image_labelled_true_then_predicted(tmp_path: Path, 
 
 
 def test_images_are_shown_four_times_their_size_in_sharp_squares(tmp_path: Path, drawn: list[Figure]) -> None:
-    images, true, predicted = mistakes(3)
-    samples.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 1, tmp_path / "m.png")
+    images, true, predicted = wrong_answers(3)
+    mistakes.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 1, tmp_path / "m.png")
     fig = drawn[0]
     assert fig.axes == []
     for shown, image in zip(fig.images, images, strict=True):
@@ -82,12 +83,14 @@ def test_images_are_shown_four_times_their_size_in_sharp_squares(tmp_path: Path,
 
 
 def test_at_most_64_are_shown_and_the_title_says_of_how_many(tmp_path: Path, drawn: list[Figure]) -> None:
-    images, true, predicted = mistakes(100)
-    samples.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 12, tmp_path / "m.png", total=1234)
+    images, true, predicted = wrong_answers(100)
+    mistakes.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 12, tmp_path / "m.png", total=1234)
     fig = drawn[0]
     assert len(fig.images) == 64
     titles = labels_of(fig)
-    expected = [samples.mistake_label(CIFAR_CLASSES[t], CIFAR_CLASSES[p]) for t, p in zip(true, predicted, strict=True)]
+    expected = [
+        mistakes.mistake_label(CIFAR_CLASSES[t], CIFAR_CLASSES[p]) for t, p in zip(true, predicted, strict=True)
+    ]
     assert titles == expected[:64]
     assert fig.get_suptitle() == "Test images misclassified at epoch 12 — 64 of 1,234 mistakes"
     # 8 columns: the ninth image starts the second row, under the first.
@@ -99,11 +102,11 @@ def test_at_most_64_are_shown_and_the_title_says_of_how_many(tmp_path: Path, dra
 def test_long_class_names_wrap_so_that_no_label_overlaps_another_or_an_image(
     tmp_path: Path, drawn: list[Figure]
 ) -> None:
-    images, _, _ = mistakes(16)
+    images, _, _ = wrong_answers(16)
     # The two longest synthetic names, each way round: four-line labels in every column of both rows.
     longest = sorted(range(10), key=lambda c: len(synthetic.CLASS_NAMES[c]))[-2:]
     true, predicted = longest * 8, longest[::-1] * 8
-    samples.draw_mistakes(images, true, predicted, synthetic.CLASS_NAMES, 3, tmp_path / "m.png", title="job 9")
+    mistakes.draw_mistakes(images, true, predicted, synthetic.CLASS_NAMES, 3, tmp_path / "m.png", title="job 9")
     fig = drawn[0]
     assert {label.count("\n") for label in labels_of(fig)} == {3}
     # In screen pixels, as laid out when the PNG was drawn; fig.texts holds the labels, the title and the note.
@@ -115,24 +118,24 @@ def test_long_class_names_wrap_so_that_no_label_overlaps_another_or_an_image(
 
 
 def test_a_label_puts_the_true_class_first_and_wraps_long_names() -> None:
-    assert samples.mistake_label("cat", "dog") == "cat\n→ dog"
-    label = samples.mistake_label("green anti-diagonal stripes", "yellow diagonal stripes")
+    assert mistakes.mistake_label("cat", "dog") == "cat\n→ dog"
+    label = mistakes.mistake_label("green anti-diagonal stripes", "yellow diagonal stripes")
     assert label == "green anti-\ndiagonal stripes\n→ yellow diagonal\nstripes"
-    assert all(len(line) <= samples.LABEL_CHARS for line in label.split("\n"))
+    assert all(len(line) <= mistakes.LABEL_CHARS for line in label.split("\n"))
 
 
 def test_the_heading_counts_what_is_shown_of_all_mistakes() -> None:
-    assert samples.mistakes_heading(64, 1234, 7) == "Test images misclassified at epoch 7 — 64 of 1,234 mistakes"
-    assert samples.mistakes_heading(12, 12, 7).endswith("— all 12 mistakes")
-    assert samples.mistakes_heading(1, 1, 7).endswith("— 1 mistake")
-    assert samples.mistakes_heading(0, 5, 7).endswith("— 0 of 5 mistakes")
-    assert samples.mistakes_heading(0, 0, 7).endswith("— no mistakes")
+    assert mistakes.mistakes_heading(64, 1234, 7) == "Test images misclassified at epoch 7 — 64 of 1,234 mistakes"
+    assert mistakes.mistakes_heading(12, 12, 7).endswith("— all 12 mistakes")
+    assert mistakes.mistakes_heading(1, 1, 7).endswith("— 1 mistake")
+    assert mistakes.mistakes_heading(0, 5, 7).endswith("— 0 of 5 mistakes")
+    assert mistakes.mistakes_heading(0, 0, 7).endswith("— no mistakes")
 
 
 def test_no_mistakes_draws_a_readable_note_instead_of_an_empty_grid(tmp_path: Path, drawn: list[Figure]) -> None:
     empty = np.zeros((0, 3, 32, 32), dtype=np.uint8)
     path = tmp_path / "m.png"
-    samples.draw_mistakes(empty, [], [], CIFAR_CLASSES, 30, path, total=0)
+    mistakes.draw_mistakes(empty, [], [], CIFAR_CLASSES, 30, path, total=0)
     fig = drawn[0]
     assert fig.images == []
     assert fig.get_suptitle() == "Test images misclassified at epoch 30 — no mistakes"
@@ -141,27 +144,27 @@ def test_no_mistakes_draws_a_readable_note_instead_of_an_empty_grid(tmp_path: Pa
 
 
 def test_writes_create_folders_and_leave_no_temp_files(tmp_path: Path) -> None:
-    images, true, predicted = mistakes(2)
+    images, true, predicted = wrong_answers(2)
     path = tmp_path / "a" / "b" / "mistakes.png"
-    samples.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 1, path)
+    mistakes.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 1, path)
     assert [p.name for p in path.parent.iterdir()] == ["mistakes.png"]
 
 
 def test_bad_input_raises_value_error_and_writes_nothing(tmp_path: Path) -> None:
-    images, true, predicted = mistakes(4)
+    images, true, predicted = wrong_answers(4)
     path = tmp_path / "m.png"
     with pytest.raises(ValueError, match="4 images need 4 true and 4 predicted classes, got 3 and 4"):
-        samples.draw_mistakes(images, true[:3], predicted, CIFAR_CLASSES, 1, path)
+        mistakes.draw_mistakes(images, true[:3], predicted, CIFAR_CLASSES, 1, path)
     with pytest.raises(ValueError, match="got 4 and 5"):
-        samples.draw_mistakes(images, true, [*predicted, 0], CIFAR_CLASSES, 1, path)
+        mistakes.draw_mistakes(images, true, [*predicted, 0], CIFAR_CLASSES, 1, path)
     with pytest.raises(ValueError, match="uint8"):
-        samples.draw_mistakes(images.astype(np.float32), true, predicted, CIFAR_CLASSES, 1, path)
+        mistakes.draw_mistakes(images.astype(np.float32), true, predicted, CIFAR_CLASSES, 1, path)
     with pytest.raises(ValueError, match=r"\(N, 3, 32, 32\)"):
-        samples.draw_mistakes(images.transpose(0, 2, 3, 1), true, predicted, CIFAR_CLASSES, 1, path)
+        mistakes.draw_mistakes(images.transpose(0, 2, 3, 1), true, predicted, CIFAR_CLASSES, 1, path)
     with pytest.raises(ValueError, match="outside the 10 classes"):
-        samples.draw_mistakes(images, [10, *true[1:]], predicted, CIFAR_CLASSES, 1, path)
+        mistakes.draw_mistakes(images, [10, *true[1:]], predicted, CIFAR_CLASSES, 1, path)
     with pytest.raises(ValueError, match="not a mistake"):
-        samples.draw_mistakes(images, true, [true[0], *predicted[1:]], CIFAR_CLASSES, 1, path)
+        mistakes.draw_mistakes(images, true, [true[0], *predicted[1:]], CIFAR_CLASSES, 1, path)
     with pytest.raises(ValueError, match="cannot be 3 with 4"):
-        samples.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 1, path, total=3)
+        mistakes.draw_mistakes(images, true, predicted, CIFAR_CLASSES, 1, path, total=3)
     assert not path.exists()

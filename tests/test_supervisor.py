@@ -18,9 +18,10 @@ from bench.processes import (
     ROOT,
     api_server,
     child_pids,
+    env_for,
     is_running,
     serving,
-    start_worker,
+    start,
     stop,
     wait_for,
 )
@@ -30,7 +31,7 @@ from service.db import transaction
 from service.models import FINISHED, Job, Status
 from tests.helpers import SMALL_JOB, Db, Sessions, make_settings, queue_jobs
 
-SUPERVISOR = (sys.executable, "-m", "service.run")
+SUPERVISOR = (sys.executable, "-m", "service.supervise")
 # Small enough to train in seconds on 2 cores; three epochs, so that a kill in the second leaves work to resume.
 SPEC = {**SMALL_JOB, "epochs": 3}
 # The promise: a job whose worker was killed trains again this soon, half the lease these tests give it.
@@ -121,7 +122,7 @@ def test_a_dead_workers_job_fails_after_max_attempts_or_ends_cancelled_if_asked(
 # ---------------------------------------------------------------- the processes
 
 
-@pytest.mark.parametrize("module", ["service", "service.run", "worker"])
+@pytest.mark.parametrize("module", ["service", "service.supervise", "worker"])
 def test_help_describes_the_options_and_the_environment_and_starts_nothing(module: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
@@ -223,7 +224,7 @@ def test_one_worker_per_gpu_each_seeing_its_own_and_claiming_its_own_job(setting
         return workers if len(workers) == 2 else None
 
     with api_server(settings, tmp_path / "api.log") as base:
-        fan = start_worker(settings, tmp_path / "gpus.log", "--gpus", "0,1")
+        fan = start((*SUPERVISOR, "--gpus", "0,1", "--no-api"), env_for(settings), tmp_path / "gpus.log")
         try:
             for job_id in (first, second):
                 db.when(job_id, f"job {job_id} to be claimed", lambda j: j.status == "running", timeout=90)

@@ -1,7 +1,7 @@
 """`python -m worker`: work the queue at $DATABASE_URL until SIGTERM/SIGINT (or, with --burst, until it is empty).
 
-With --gpus, one worker process per GPU instead, each seeing only its own GPU (CUDA_VISIBLE_DEVICES), named
-`<host>-gpu<N>`, restarted when it dies, its job taken back at once (see `python -m service.run`)."""
+One process trains on one device. For one worker per GPU, each seeing only its own and restarted when it dies, run
+`python -m service.supervise --gpus all --no-api`."""
 
 import argparse
 import logging
@@ -23,7 +23,7 @@ ENVIRONMENT = {
     "engine_tuning": "the engine's speed choices, e.g. upscale_once=1,warm_up=1 (worker/tuning.py)",
 }
 EPILOG = describe_environment(ENVIRONMENT) + (
-    "\n  CUDA_VISIBLE_DEVICES  the GPUs this worker may use (--gpus all: one worker for each of them)"
+    "\n  CUDA_VISIBLE_DEVICES  the GPUs this worker may use (it trains on the first)"
 )
 
 
@@ -36,31 +36,9 @@ def main() -> None:
     )
     parser.add_argument("--burst", action="store_true", help="exit once the queue has nothing to claim")
     parser.add_argument("--id", help="worker id (default: host-pid-random)")
-    parser.add_argument(
-        "--gpus",
-        metavar="all|0,1,…",
-        help="one worker process per GPU (`all`: every visible one), each kept running; on a host without CUDA "
-        "they train on the CPU",
-    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.gpus is not None:
-        if args.burst or args.id:
-            parser.error("--gpus names its workers itself and keeps them running: no --id or --burst with it")
-        sys.exit(run_per_gpu(parser, args.gpus))
     run_one(args.id, args.burst)
-
-
-def run_per_gpu(parser: argparse.ArgumentParser, gpus: str) -> int:
-    """One worker process per GPU under a supervisor; this process never starts CUDA (nor imports torch)."""
-    from service.gpus import parse_gpus, worker_children
-    from service.supervisor import supervise
-
-    try:
-        names = parse_gpus(gpus)
-    except ValueError as exc:
-        parser.error(f"--gpus {gpus}: {exc}")
-    return supervise(worker_children(names), get_settings())
 
 
 def run_one(worker_id: str | None, burst: bool) -> None:

@@ -1,4 +1,4 @@
-"""`python -m worker.predict`: what a trained job's network makes of an image, for the API (`service.predictor`).
+"""`python -m worker.predict`: what a trained job's network makes of an image, for the API (`service.api.predictor`).
 
 One JSON request a line on stdin: `{"id", "weights": <weights.pt>, "key", "image_size", "pixels": <base64 of
 32×32 RGB, row by row>}`; one answer a line on stdout: `{"id", "probabilities": [10 floats]}` or `{"id", "error"}`.

@@ -29,7 +29,7 @@ from worker.data import DataError, Dataset, load_dataset
 from worker.disk import DiskFull
 from worker.hardware import TrainingError, check_precision, resolve_device
 from worker.hooks import EpochEnd, StartInfo, Stopped, StopReason
-from worker.pictures import JobPictures
+from worker.pictures.epoch import JobPictures
 from worker.progress import Progress
 from worker.publish import ArtifactWriter, Publisher
 from worker.train import fit

@@ -1,0 +1,57 @@
+"""Pictures of a job's history, drawn on request by a child process (`python -m worker.pictures.server`).
+
+The API process never loads numpy or matplotlib: it keeps one drawing process (`service.api.child`), sends it one
+JSON request at a time, and caches what it drew under `cache_dir` by a key that changes whenever the numbers
+behind the picture change. A request that takes longer than `timeout` kills the process (the next request starts
+another) and answers 503.
+"""
+
+import asyncio
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from service.api.child import ChildProcess
+from service.errors import ServiceUnavailable
+
+log = logging.getLogger("service")
+
+# Drawn pictures kept; the oldest are dropped beyond this (each is 30–300 kB).
+CACHE_FILES = 500
+
+
+class Renderer:
+    """The API's drawing process and its cache."""
+
+    def __init__(self, cache_dir: Path, timeout: float = 60.0) -> None:
+        self.cache_dir = cache_dir
+        self.child = ChildProcess("worker.pictures.server", "drawing", timeout)
+        self.lock = asyncio.Lock()
+        self.requests = 0
+
+    async def draw(self, request: dict[str, Any], key: str, suffix: str) -> Path:
+        """The picture `request` describes: from the cache when `key` was drawn before, else drawn now."""
+        out = self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}{suffix}"
+        if out.is_file():
+            return out
+        async with self.lock:  # one drawing at a time
+            if out.is_file():  # drawn while this request waited
+                return out
+            self.requests += 1
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            answer = await self.child.ask({**request, "id": self.requests, "out": str(out)})
+        if "error" in answer:
+            log.error("drawing %s failed: %s", request.get("kind"), answer["error"])
+            raise ServiceUnavailable(f"the picture could not be drawn: {answer['error']}")
+        self._prune()
+        return out
+
+    def _prune(self) -> None:
+        files = sorted(self.cache_dir.glob("*.*"), key=lambda p: p.stat().st_mtime)
+        for old in files[:-CACHE_FILES]:
+            old.unlink(missing_ok=True)
+
+    async def close(self) -> None:
+        """Stop the drawing process, if there is one."""
+        await self.child.close()

@@ -1,0 +1,34 @@
+"""The HTTP endpoints, one module per resource; each route is a thin shell around `service.jobs` and `queries`."""
+
+from fastapi import APIRouter
+
+from service.api.routes import (
+    compare,
+    docs,
+    events,
+    files,
+    health,
+    history,
+    jobs,
+    metrics,
+    monitoring,
+    predict,
+    session,
+    sweeps,
+    ui,
+)
+
+# /health, the docs, signing in and the dashboard's pages (which hold no data) answer without a token; the others
+# need one when API_TOKEN is set.
+PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router, session.router, ui.router)
+PROTECTED: tuple[APIRouter, ...] = (
+    jobs.router,
+    metrics.router,
+    history.router,
+    files.router,
+    sweeps.router,
+    compare.router,
+    predict.router,
+    monitoring.router,
+    events.router,
+)

@@ -1,0 +1,159 @@
+"""Live: a job's event stream, every job's status and progress, and a job's log.
+
+Streams poll `job_events` with one short read transaction every POLL_SECONDS and hold no session in between; an
+event's id is its row's, so a browser that reconnects with `Last-Event-ID` misses nothing and repeats nothing.
+"""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import Row, select
+from sqlalchemy.orm import Session
+
+from service import events, queries
+from service.api.deps import ReadDatabaseDep
+from service.api.presenter import epoch_out, epoch_record
+from service.api.schemas import Progress
+from service.events import Kind
+from service.models import FINISHED, Status
+from service.spec import JobSpec
+
+router = APIRouter()
+
+# How often a stream looks for new events: prompt for a person watching, a trifle for the database.
+POLL_SECONDS = 0.5
+# A comment line this often keeps proxies from closing a quiet stream.
+KEEPALIVE_SECONDS = 15.0
+# How long a finished job's stream waits for the `end` its worker sends after the last log lines.
+END_GRACE_SECONDS = 10.0
+# How long a browser waits before reconnecting a dropped stream.
+RETRY_MS = 2000
+STREAM: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}
+}
+
+LastEventId = Annotated[
+    int | None, Header(ge=0, description="Resume after this event: browsers send it when they reconnect.")
+]
+
+
+async def existing_job(job_id: int, db: ReadDatabaseDep) -> Row[Any]:
+    """The job's row, or 404 before any stream starts."""
+    return await db.run(lambda s: queries.job_row(s, job_id))
+
+
+JobRow = Annotated[Row[Any], Depends(existing_job)]
+
+
+def progress_of(data: dict[str, Any], epochs_total: int, status: str | None = None) -> Progress:
+    """A progress event's numbers as `GET /jobs/{id}` shows them."""
+    steps_total = data.get("steps_total")
+    fraction = min(1.0, data["steps_done"] / steps_total) if steps_total else 0.0
+    return Progress(
+        epochs_completed=data.get("epochs_completed", 0),
+        epochs_total=epochs_total,
+        steps_done=data["steps_done"],
+        steps_total=steps_total,
+        fraction=round(1.0 if status == Status.SUCCEEDED else fraction, 4),
+        eta_seconds=data.get("eta_seconds"),
+        updated_at=data.get("updated_at"),
+    )
+
+
+def rendered(rows: Sequence[Row[Any]], session: Session) -> list[ServerSentEvent]:
+    """Events as the streams send them: each row's data, completed with what the API shows elsewhere."""
+    if not rows:  # most polls: nothing new, and nothing more to read
+        return []
+    job_ids = {r.job_id for r in rows}
+    specs = {
+        j.id: JobSpec.model_validate(j.spec)
+        for j in session.connection().execute(select(queries.JOBS).where(queries.JOBS.c.id.in_(job_ids)))
+    }
+    epochs: dict[tuple[int, int], Any] = {}
+    for job_id in {r.job_id for r in rows if r.kind == Kind.EPOCH}:
+        epochs |= {(job_id, e.epoch): e for e in queries.epoch_rows(session, job_id)}
+    out = []
+    for r in rows:
+        data: Any = {"job_id": r.job_id, **r.data}
+        if r.kind == Kind.PROGRESS:
+            spec = specs.get(r.job_id)
+            data = {"job_id": r.job_id, "progress": progress_of(r.data, spec.epochs if spec else 0).model_dump()}
+        elif r.kind == Kind.EPOCH:
+            row = epochs.get((r.job_id, r.data["epoch"]))
+            if row is None:  # replaced since by a retry of that epoch, whose own event follows
+                continue
+            data = epoch_out(epoch_record(row)).model_dump()
+        elif r.kind == Kind.ARTIFACT:
+            data["url"] = f"/jobs/{r.job_id}/artifacts/{r.data['name']}"
+        out.append(ServerSentEvent(data=data, event=r.kind, id=str(r.id)))
+    return out
+
+
+async def stream(db: Any, cursor: int, job_id: int | None) -> AsyncIterator[ServerSentEvent]:
+    """Events after `cursor`: one job's, ending after its `end`; or (job_id None) every job's status and progress."""
+    kinds = () if job_id is not None else events.LIST_KINDS
+    quiet = 0.0
+    yield ServerSentEvent(comment="connected", retry=RETRY_MS)  # and how long a browser waits to reconnect
+
+    finished_at: float | None = None
+
+    def poll(session: Session) -> tuple[bool, int | None, Sequence[Row[Any]], list[ServerSentEvent]]:
+        finished = job_id is not None and queries.job_row(session, job_id).status in FINISHED
+        end = events.end_id(session, job_id) if finished and job_id is not None else None
+        rows = events.after(session, cursor, job_id, kinds)
+        return finished, end, rows, rendered(rows, session)
+
+    while True:
+        finished, end, rows, sent = await db.run(poll)
+        for event in sent:
+            yield event
+            if event.event == Kind.END:
+                return
+        if rows:
+            cursor, quiet = rows[-1].id, 0.0
+            if len(rows) == events.BATCH:
+                continue  # more are waiting
+        elif finished:
+            if end is not None and cursor >= end:
+                return  # resumed after its end: nothing more will come
+            # Finished without an `end` yet: its worker is keeping the last log lines; or died before it could.
+            finished_at = finished_at or time.monotonic()
+            if time.monotonic() - finished_at > END_GRACE_SECONDS:
+                return
+        await asyncio.sleep(POLL_SECONDS)
+        quiet += POLL_SECONDS
+        if quiet >= KEEPALIVE_SECONDS:
+            quiet = 0.0
+            yield ServerSentEvent(comment="keep-alive")
+
+
+@router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=STREAM)
+async def job_events(
+    job: JobRow, db: ReadDatabaseDep, last_event_id: LastEventId = None
+) -> AsyncIterator[ServerSentEvent]:
+    """The job's events as they happen: status, progress, epoch, artifact, log, then end (and the stream closes)."""
+    async for event in stream(db, last_event_id or 0, job.id):
+        yield event
+
+
+@router.get("/events", response_class=EventSourceResponse, responses=STREAM)
+async def all_events(db: ReadDatabaseDep, last_event_id: LastEventId = None) -> AsyncIterator[ServerSentEvent]:
+    """Every job's status and progress changes from now on (or after `Last-Event-ID`), for a list of jobs."""
+    cursor = last_event_id if last_event_id is not None else await db.run(events.last_id)
+    async for event in stream(db, cursor, None):
+        yield event
+
+
+@router.get("/jobs/{job_id}/logs", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+async def job_logs(
+    job: JobRow,
+    db: ReadDatabaseDep,
+    tail: Annotated[int, Query(ge=1, le=events.MAX_TAIL, description="How many of the last lines.")] = 200,
+) -> Response:
+    """The worker's log lines for this job (claim, start, epochs, warnings, errors with tracebacks), oldest first."""
+    lines = await db.run(lambda s: events.log_lines(s, job.id, tail))
+    return Response("".join(f"{line}\n" for line in lines), media_type="text/plain; charset=utf-8")

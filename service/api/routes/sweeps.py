@@ -1,0 +1,158 @@
+"""Sweeps: queue a grid of specs as jobs, follow them on one leaderboard, cancel what is left."""
+
+import hashlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Response
+from sqlalchemy import Row
+from sqlalchemy.orm import Session
+
+from service import queries, sweeps
+from service.api import compare
+from service.api.deps import DatabaseDep, ReadDatabaseDep
+from service.api.presenter import json_response
+from service.api.routes.jobs import BODY_ERRORS, JSON_BODY, MAX_PAGE
+from service.api.sweep_schemas import LeaderboardEntry, SweepJobOut, SweepList, SweepOut, SweepSummary
+from service.models import FINISHED, Status
+from service.spec import DEMO, JobSpec, label
+from service.sweep_spec import SweepIn
+
+SweepId = Annotated[int, "sweep id"]
+
+router = APIRouter()
+
+EXAMPLES = {
+    "optimizers and learning rates": {
+        "summary": "Adam and SGD at two learning rates each on the quick demo: 4 jobs",
+        "value": {
+            "name": "optimizers",
+            "base": DEMO,
+            "grid": {"optimizer": ["adam", "sgd"], "learning_rate": [0.001, 0.0001]},
+        },
+    },
+}
+
+
+def _counts(jobs: list[Row[Any]]) -> dict[str, int]:
+    counts = dict.fromkeys(map(str, Status), 0)
+    for job in jobs:
+        counts[job.status] += 1
+    return counts
+
+
+def sweep_out(session: Session, sweep: Row[Any]) -> SweepOut:
+    """A sweep with its jobs, their latest test accuracy, and the leaderboard of those that have one."""
+    jobs = queries.sweep_jobs(session, [sweep.id])[sweep.id]
+    latest = queries.latest_epochs(session, [j.id for j in jobs])
+    params = {j.id: {key: j.spec.get(key) for key in sweep.grid} for j in jobs}
+    ranked = sorted(
+        (j for j in jobs if j.id in latest),
+        key=lambda j: (-latest[j.id].test_accuracy, latest[j.id].test_loss, j.id),
+    )
+    leaderboard = [
+        LeaderboardEntry(
+            rank=rank,
+            job_id=j.id,
+            status=Status(j.status),
+            params=params[j.id],
+            label=label(params[j.id]) or f"job {j.id}",
+            epoch=latest[j.id].epoch,
+            test_accuracy=latest[j.id].test_accuracy,
+            test_loss=latest[j.id].test_loss,
+        )
+        for rank, j in enumerate(ranked, start=1)
+    ]
+    # A comparison shows at most compare.MAX_JOBS jobs: the best of them, then those with no epoch yet.
+    shown = [j.id for j in ranked] + [j.id for j in jobs if j.id not in latest]
+    return SweepOut(
+        id=sweep.id,
+        name=sweep.name,
+        created_at=sweep.created_at,
+        base=JobSpec.model_validate(sweep.base),
+        grid=sweep.grid,
+        counts=_counts(jobs),
+        finished=all(j.status in FINISHED for j in jobs),
+        jobs=[
+            SweepJobOut(
+                id=j.id,
+                status=Status(j.status),
+                params=params[j.id],
+                label=label(params[j.id]) or f"job {j.id}",
+                epochs_completed=j.epochs_completed,
+                test_accuracy=latest[j.id].test_accuracy if j.id in latest else None,
+                error=j.error,
+                url=f"/jobs/{j.id}",
+            )
+            for j in jobs
+        ],
+        leaderboard=leaderboard,
+        links={
+            "self": f"/sweeps/{sweep.id}",
+            "cancel": f"/sweeps/{sweep.id}/cancel",
+            "jobs": f"/jobs?sweep_id={sweep.id}",
+            **(compare.links(shown[: compare.MAX_JOBS]) if shown else {}),
+        },
+    )
+
+
+@router.post("/sweeps", status_code=201, response_model=SweepOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
+async def submit_sweep(
+    db: DatabaseDep,
+    body: Annotated[SweepIn, Body(openapi_examples=EXAMPLES)],
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> Response:
+    """Queue one job per combination of the grid's values over the base spec (at most 64), all or none."""
+    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+
+    def create(session: Session) -> SweepOut:
+        sweep = sweeps.create_sweep(session, body, idempotency_key, digest)
+        return sweep_out(session, queries.sweep_row(session, sweep.id))
+
+    out = await db.run(create)
+    return json_response(out, status_code=201, headers={"Location": f"/sweeps/{out.id}"})
+
+
+@router.get("/sweeps", response_model=SweepList)
+async def list_sweeps(
+    db: ReadDatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
+    offset: Annotated[int, Query(ge=0, le=queries.MAX_ID)] = 0,
+) -> Response:
+    """List sweeps, newest first, with their jobs counted by status."""
+
+    def page(session: Session) -> SweepList:
+        rows, total = queries.list_sweeps(session, limit, offset)
+        jobs = queries.sweep_jobs(session, [r.id for r in rows])
+        items = [
+            SweepSummary(
+                id=r.id,
+                name=r.name,
+                created_at=r.created_at,
+                grid=r.grid,
+                jobs_total=len(jobs[r.id]),
+                counts=_counts(jobs[r.id]),
+                finished=all(j.status in FINISHED for j in jobs[r.id]),
+                url=f"/sweeps/{r.id}",
+            )
+            for r in rows
+        ]
+        return SweepList(items=items, total=total, limit=limit, offset=offset)
+
+    return json_response(await db.run(page))
+
+
+@router.get("/sweeps/{sweep_id}", response_model=SweepOut)
+async def get_sweep(sweep_id: SweepId, db: ReadDatabaseDep) -> Response:
+    """A sweep's jobs with their status and latest test accuracy, the leaderboard (best first), comparison links."""
+    return json_response(await db.run(lambda s: sweep_out(s, queries.sweep_row(s, sweep_id))))
+
+
+@router.post("/sweeps/{sweep_id}/cancel", response_model=SweepOut)
+async def cancel_sweep(sweep_id: SweepId, db: DatabaseDep) -> Response:
+    """Cancel what is left: queued jobs at once, running ones within a step; finished ones stay as they are."""
+
+    def cancel(session: Session) -> SweepOut:
+        sweeps.cancel_sweep(session, sweep_id)
+        return sweep_out(session, queries.sweep_row(session, sweep_id))
+
+    return json_response(await db.run(cancel))
