@@ -54,3 +54,30 @@ def test_pictures_are_shown_inline_and_other_files_download(
     assert picture.startswith("inline") and 'filename="curves.png"' in picture
     download = client.get(f"/jobs/{job_id}/artifacts/weights.pt").headers["content-disposition"]
     assert download.startswith("attachment") and 'filename="weights.pt"' in download
+
+
+def test_swagger_groups_every_operation_under_a_described_tag(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    described = [t["name"] for t in document["tags"]]
+    untagged = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if len(operation.get("tags", [])) != 1 or operation["tags"][0] not in described
+    ]
+    assert untagged == []
+    used = {op["tags"][0] for ops in document["paths"].values() for op in ops.values()}
+    assert used == set(described)  # no tag described for nothing
+
+
+def test_job_ids_are_documented_path_parameters(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    job_ids = [
+        p
+        for path, operations in document["paths"].items()
+        if "{job_id}" in path
+        for op in operations.values()
+        for p in op.get("parameters", [])
+        if p["name"] == "job_id"
+    ]
+    assert job_ids and all(p["in"] == "path" and p.get("description") for p in job_ids)

@@ -37,6 +37,21 @@ STATIC = Path(__file__).resolve().parent / "static"
 PREDICT_PATH = re.compile(r"/jobs/[^/]+/predict")
 PREDICT_BODY_BYTES = images.MAX_BYTES + 64 * 1024
 
+# Swagger UI and ReDoc group the operations under these, in this order.
+TAGS = [
+    {"name": "jobs", "description": "Submit, list, read, cancel and delete training jobs."},
+    {"name": "metrics", "description": "Per-epoch and per-step numbers, as JSON or CSV, and the confusion counts."},
+    {"name": "pictures", "description": "Kernels at any epoch and across epochs, confusion, mistakes, weight change."},
+    {"name": "files", "description": "The curves and every file a job published (weights.pt, metrics.csv, …)."},
+    {"name": "predict", "description": "What a trained job's network makes of an image."},
+    {"name": "sweeps", "description": "A grid of specs queued as jobs, and its leaderboard."},
+    {"name": "compare", "description": "Several jobs side by side."},
+    {"name": "events", "description": "Live streams of what happens to jobs, and their logs."},
+    {"name": "health", "description": "Is the service up: database, queue, workers."},
+    {"name": "monitoring", "description": "Prometheus metrics."},
+    {"name": "session", "description": "The dashboard's sign-in."},
+]
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -133,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served from the app's own copies instead of a CDN: see service/api/routes/docs.py
         redoc_url=None,
+        openapi_tags=TAGS,
     )
     app.state.settings = settings
     timeout = settings.db_timeout_seconds

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,6 +79,10 @@ def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
 
     return get
 
+
+# Any integer: one that names no job (0, negative, past the database's range) is a 404 like any other unknown id.
+JobIdPath = Annotated[int, Path(description="The job's id, as `POST /jobs` answered it.")]
+SweepIdPath = Annotated[int, Path(description="The sweep's id, as `POST /sweeps` answered it.")]
 
 SettingsDep = Annotated[Settings, Depends(_from_state("settings"))]
 StoreDep = Annotated[ArtifactStore, Depends(_from_state("store"))]

@@ -17,7 +17,7 @@ from service.artifacts import Stage
 from service.spec import JobSpec
 from worker.data import Dataset
 from worker.model import Kernels
-from worker.pictures import charts, kernels
+from worker.pictures import charts, kernels, mistakes
 from worker.publish import ArtifactWriter
 
 
@@ -97,15 +97,15 @@ class JobPictures:
         ]
 
     def _mistakes(self, record: dict[str, Any], path: Path) -> None:
-        mistakes = record["mistakes"]
-        indices = np.asarray(mistakes["indices"], dtype=np.int64)
+        wrong = record["mistakes"]
+        indices = np.asarray(wrong["indices"], dtype=np.int64)
         mistakes.draw_mistakes(
             self.data.test_images[indices],
             self.data.test_labels[indices].tolist(),
-            mistakes["predicted"],
+            wrong["predicted"],
             record["classes"],
             record["epoch"],
             path,
             title=self.title,
-            total=mistakes["count"],
+            total=wrong["count"],
         )

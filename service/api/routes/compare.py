@@ -23,7 +23,7 @@ Ids = Annotated[
     ),
 ]
 
-router = APIRouter()
+router = APIRouter(tags=["compare"])
 
 
 @router.get("/compare", response_model=CompareOut)

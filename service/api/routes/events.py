@@ -15,14 +15,14 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from service import events, queries
-from service.api.deps import ReadDatabaseDep
+from service.api.deps import JobIdPath, ReadDatabaseDep
 from service.api.presenter import epoch_out, epoch_record
 from service.api.schemas import Progress
 from service.events import Kind
 from service.models import FINISHED, Status
 from service.spec import JobSpec
 
-router = APIRouter()
+router = APIRouter(tags=["events"])
 
 # How often a stream looks for new events: prompt for a person watching, a trifle for the database.
 POLL_SECONDS = 0.5
@@ -41,7 +41,7 @@ LastEventId = Annotated[
 ]
 
 
-async def existing_job(job_id: int, db: ReadDatabaseDep) -> Row[Any]:
+async def existing_job(job_id: JobIdPath, db: ReadDatabaseDep) -> Row[Any]:
     """The job's row, or 404 before any stream starts."""
     return await db.run(lambda s: queries.job_row(s, job_id))
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Annotated, BinaryIO
+from typing import BinaryIO
 
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -10,17 +10,16 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries
-from service.api.deps import Database, ReadDatabaseDep, StoreDep
+from service.api.deps import Database, JobIdPath, ReadDatabaseDep, StoreDep
 from service.api.presenter import PNG, json_response
 from service.api.schemas import ArtifactList, ArtifactOut
 from service.errors import NotFound
 from service.storage import ArtifactStore
 
-JobId = Annotated[int, "job id"]
 # What the worker writes: curves and kernel grids, metrics.csv, weights.pt.
 ARTIFACT_TYPES = sorted(set(artifacts.CONTENT_TYPES.values()))
 
-router = APIRouter()
+router = APIRouter(prefix="/jobs/{job_id}", tags=["files"])
 
 
 async def serve_artifact(db: Database, store: ArtifactStore, job_id: int, name: str) -> Response:
@@ -55,14 +54,14 @@ def _chunks(stream: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
             yield chunk
 
 
-@router.get("/jobs/{job_id}/curves.png", response_class=FileResponse, responses=PNG)
-async def get_curves(job_id: JobId, db: ReadDatabaseDep, store: StoreDep) -> Response:
+@router.get("/curves.png", response_class=FileResponse, responses=PNG)
+async def get_curves(job_id: JobIdPath, db: ReadDatabaseDep, store: StoreDep) -> Response:
     """Training and test loss, and test accuracy, per epoch; redrawn after every epoch."""
     return await serve_artifact(db, store, job_id, artifacts.CURVES)
 
 
-@router.get("/jobs/{job_id}/artifacts", response_model=ArtifactList)
-async def list_artifacts(job_id: JobId, db: ReadDatabaseDep) -> Response:
+@router.get("/artifacts", response_model=ArtifactList)
+async def list_artifacts(job_id: JobIdPath, db: ReadDatabaseDep) -> Response:
     """Every file the job has written: name, size, content type and download URL."""
 
     def read(session: Session) -> ArtifactList:
@@ -83,10 +82,10 @@ async def list_artifacts(job_id: JobId, db: ReadDatabaseDep) -> Response:
 
 
 @router.get(
-    "/jobs/{job_id}/artifacts/{name:path}",
+    "/artifacts/{name:path}",
     response_class=FileResponse,
     responses={200: {"content": {t: {} for t in ARTIFACT_TYPES}, "description": "The file, in its own content type"}},
 )
-async def get_artifact(job_id: JobId, name: str, db: ReadDatabaseDep, store: StoreDep) -> Response:
+async def get_artifact(job_id: JobIdPath, name: str, db: ReadDatabaseDep, store: StoreDep) -> Response:
     """Download one artifact by the name `GET /jobs/{id}/artifacts` lists."""
     return await serve_artifact(db, store, job_id, name)

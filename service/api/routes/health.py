@@ -9,7 +9,7 @@ from service.api.deps import ReadDatabaseDep, SettingsDep
 from service.api.presenter import json_response
 from service.api.schemas import ErrorBody, Health, WorkerOut
 
-router = APIRouter()
+router = APIRouter(tags=["health"])
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": ErrorBody}})

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries
-from service.api.deps import ReadDatabaseDep, RendererDep, SettingsDep, StoreDep
+from service.api.deps import JobIdPath, ReadDatabaseDep, RendererDep, SettingsDep, StoreDep
 from service.api.presenter import PNG, json_response
 from service.api.routes.files import serve_artifact
 from service.api.schemas import KernelImageOut, KernelList
@@ -22,13 +22,12 @@ from service.errors import NotFound
 from service.spec import JobSpec
 from service.storage import ArtifactStore, local_copy
 
-JobId = Annotated[int, "job id"]
 Epoch = Annotated[
     int | None, Query(ge=0, le=queries.MAX_ID, description="Which epoch (0: before training); the latest by default.")
 ]
 GIF: dict[int | str, dict[str, Any]] = {200: {"content": {"image/gif": {}}, "description": "An animated GIF"}}
 
-router = APIRouter()
+router = APIRouter(prefix="/jobs/{job_id}", tags=["pictures"])
 
 
 def _history(session: Session, job_id: int) -> tuple[Row[Any], dict[int, Row[Any]]]:
@@ -55,8 +54,8 @@ async def _sources(store: ArtifactStore, settings: Settings, rows: list[Row[Any]
     return await run_in_threadpool(fetch)
 
 
-@router.get("/jobs/{job_id}/kernels", response_model=KernelList)
-async def list_kernels(job_id: JobId, db: ReadDatabaseDep) -> Response:
+@router.get("/kernels", response_model=KernelList)
+async def list_kernels(job_id: JobIdPath, db: ReadDatabaseDep) -> Response:
     """The kernel images drawn so far (conv1 and conv2; initial, trained, diff) and the epochs they exist for."""
 
     def read(session: Session) -> KernelList:
@@ -80,9 +79,9 @@ async def list_kernels(job_id: JobId, db: ReadDatabaseDep) -> Response:
     return json_response(await db.run(read))
 
 
-@router.get("/jobs/{job_id}/kernels/{layer}/{stage}.png", response_class=FileResponse, responses=PNG)
+@router.get("/kernels/{layer}/{stage}.png", response_class=FileResponse, responses=PNG)
 async def get_kernel_image(
-    job_id: JobId,
+    job_id: JobIdPath,
     layer: Layer,
     stage: Stage,
     db: ReadDatabaseDep,
@@ -111,9 +110,9 @@ async def get_kernel_image(
     return FileResponse(await renderer.draw(request, key, ".png"), media_type="image/png")
 
 
-@router.get("/jobs/{job_id}/kernels/{layer}/evolution.gif", response_class=FileResponse, responses=GIF)
+@router.get("/kernels/{layer}/evolution.gif", response_class=FileResponse, responses=GIF)
 async def get_kernel_evolution(
-    job_id: JobId,
+    job_id: JobIdPath,
     layer: Layer,
     db: ReadDatabaseDep,
     store: StoreDep,
@@ -140,9 +139,9 @@ async def get_kernel_evolution(
     return FileResponse(await renderer.draw(request, key, ".gif"), media_type="image/gif")
 
 
-@router.get("/jobs/{job_id}/confusion.png", response_class=FileResponse, responses=PNG)
+@router.get("/confusion.png", response_class=FileResponse, responses=PNG)
 async def get_confusion_image(
-    job_id: JobId, db: ReadDatabaseDep, store: StoreDep, renderer: RendererDep, epoch: Epoch = None
+    job_id: JobIdPath, db: ReadDatabaseDep, store: StoreDep, renderer: RendererDep, epoch: Epoch = None
 ) -> Response:
     """The test set's confusion matrix after an epoch: counts, coloured by share of each true class."""
     if epoch is None:
@@ -160,9 +159,9 @@ async def get_confusion_image(
     return FileResponse(path, media_type="image/png")
 
 
-@router.get("/jobs/{job_id}/mistakes.png", response_class=FileResponse, responses=PNG)
+@router.get("/mistakes.png", response_class=FileResponse, responses=PNG)
 async def get_mistakes_image(
-    job_id: JobId,
+    job_id: JobIdPath,
     db: ReadDatabaseDep,
     store: StoreDep,
     renderer: RendererDep,
@@ -189,7 +188,7 @@ async def get_mistakes_image(
     return FileResponse(path, media_type="image/png")
 
 
-@router.get("/jobs/{job_id}/weight-change.png", response_class=FileResponse, responses=PNG)
-async def get_weight_change_image(job_id: JobId, db: ReadDatabaseDep, store: StoreDep) -> Response:
+@router.get("/weight-change.png", response_class=FileResponse, responses=PNG)
+async def get_weight_change_image(job_id: JobIdPath, db: ReadDatabaseDep, store: StoreDep) -> Response:
     """How far each layer's weights have moved, from initialisation and from the epoch before, per epoch."""
     return await serve_artifact(db, store, job_id, artifacts.WEIGHT_CHANGE)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import jobs, queries
-from service.api.deps import DatabaseDep, ReadDatabaseDep, StoreDep, require_json
+from service.api.deps import DatabaseDep, JobIdPath, ReadDatabaseDep, StoreDep, require_json
 from service.api.presenter import job_out, json_response
 from service.api.schemas import ErrorBody, JobList, JobOut
 from service.models import Status
@@ -27,9 +27,8 @@ MAX_PAGE = 100
 MAX_WAIT_SECONDS = 600
 WAIT_POLL_SECONDS = 0.5
 
-JobId = Annotated[int, "job id"]
 
-router = APIRouter()
+router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 EXAMPLES = {
     "quick synthetic demo": {
@@ -63,7 +62,7 @@ def _created(job: JobOut) -> Response:
     return json_response(job, status_code=201, headers={"Location": f"/jobs/{job.id}"})
 
 
-@router.post("/jobs", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
+@router.post("", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def submit_job(
     db: DatabaseDep,
     spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
@@ -75,11 +74,9 @@ async def submit_job(
     return _created(await db.run(lambda s: job_out(jobs.create_job(s, spec, idempotency_key, digest))))
 
 
-@router.post(
-    "/jobs/{job_id}/rerun", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY
-)
+@router.post("/{job_id}/rerun", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def rerun_job(
-    job_id: JobId,
+    job_id: JobIdPath,
     db: DatabaseDep,
     overrides: Annotated[
         JobSpec | None,
@@ -103,7 +100,7 @@ async def rerun_job(
     return _created(await db.run(rerun))
 
 
-@router.get("/jobs", response_model=JobList)
+@router.get("", response_model=JobList)
 async def list_jobs(
     db: ReadDatabaseDep,
     status: Status | None = None,
@@ -120,9 +117,9 @@ async def list_jobs(
     return json_response(await db.run(page))
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/{job_id}", response_model=JobOut)
 async def get_job(
-    job_id: JobId,
+    job_id: JobIdPath,
     db: ReadDatabaseDep,
     wait: Annotated[
         float,
@@ -139,14 +136,14 @@ async def get_job(
         await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses={409: {"model": ErrorBody}})
-async def cancel_job(job_id: JobId, db: DatabaseDep) -> Response:
+@router.post("/{job_id}/cancel", response_model=JobOut, responses={409: {"model": ErrorBody}})
+async def cancel_job(job_id: JobIdPath, db: DatabaseDep) -> Response:
     """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished."""
     return json_response(await db.run(lambda s: job_out(jobs.cancel_job(s, job_id))))
 
 
-@router.delete("/jobs/{job_id}", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}})
-async def delete_job(job_id: JobId, db: DatabaseDep, store: StoreDep) -> Response:
+@router.delete("/{job_id}", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}})
+async def delete_job(job_id: JobIdPath, db: DatabaseDep, store: StoreDep) -> Response:
     """Remove a finished job with its metrics and every file it wrote; 409 while queued or running (cancel it first)."""
     await db.run(lambda s: jobs.delete_job(s, job_id))
     # Files go only once the rows are gone for good: the other way round, a commit that failed would leave a job

@@ -9,23 +9,22 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from service import artifacts, queries
-from service.api.deps import ReadDatabaseDep
+from service.api.deps import JobIdPath, ReadDatabaseDep
 from service.api.presenter import epoch_out, epoch_record, json_response
 from service.api.schemas import ConfusionOut, MetricsOut, StepPoint, StepsOut
 from service.models import Status
 
-JobId = Annotated[int, "job id"]
 # The most points GET /jobs/{id}/metrics/steps returns: enough for a chart as wide as a screen, many times over.
 MAX_STEP_POINTS = 10_000
 CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"}
 }
 
-router = APIRouter()
+router = APIRouter(prefix="/jobs/{job_id}", tags=["metrics"])
 
 
-@router.get("/jobs/{job_id}/metrics", response_model=MetricsOut, responses=CSV)
-async def get_metrics(job_id: JobId, db: ReadDatabaseDep, format: Literal["json", "csv"] = "json") -> Response:
+@router.get("/metrics", response_model=MetricsOut, responses=CSV)
+async def get_metrics(job_id: JobIdPath, db: ReadDatabaseDep, format: Literal["json", "csv"] = "json") -> Response:
     """Per epoch: losses, test accuracy (overall and per class), speed, and how far each layer's weights moved."""
 
     def read(session: Session) -> tuple[Row[Any], list[dict[str, Any]]]:
@@ -37,9 +36,9 @@ async def get_metrics(job_id: JobId, db: ReadDatabaseDep, format: Literal["json"
     return json_response(MetricsOut(job_id=job.id, status=Status(job.status), epochs=[epoch_out(r) for r in records]))
 
 
-@router.get("/jobs/{job_id}/metrics/steps", response_model=StepsOut, responses=CSV)
+@router.get("/metrics/steps", response_model=StepsOut, responses=CSV)
 async def get_step_losses(
-    job_id: JobId,
+    job_id: JobIdPath,
     db: ReadDatabaseDep,
     max_points: Annotated[int, Query(ge=1, le=MAX_STEP_POINTS)] = 1000,
     format: Literal["json", "csv"] = "json",
@@ -69,9 +68,9 @@ def bucketed(losses: Sequence[tuple[int, float]], max_points: int) -> list[StepP
     return points
 
 
-@router.get("/jobs/{job_id}/confusion", response_model=ConfusionOut)
+@router.get("/confusion", response_model=ConfusionOut)
 async def get_confusion(
-    job_id: JobId, db: ReadDatabaseDep, epoch: Annotated[int | None, Query(ge=0, le=queries.MAX_ID)] = None
+    job_id: JobIdPath, db: ReadDatabaseDep, epoch: Annotated[int | None, Query(ge=0, le=queries.MAX_ID)] = None
 ) -> Response:
     """The test set's confusion matrix after epoch `epoch` (the latest by default): rows are true classes, columns
     the predicted ones."""

@@ -8,7 +8,7 @@ from service import queries
 from service.api.deps import MonitorDep, ReadDatabaseDep, SettingsDep
 from service.api.monitoring import Snapshot
 
-router = APIRouter()
+router = APIRouter(tags=["monitoring"])
 
 
 @router.get(

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries
 from service.api import images
-from service.api.deps import ReadDatabaseDep, SettingsDep, StoreDep
+from service.api.deps import JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
 from service.api.predictor import Predictor
 from service.api.presenter import json_response
 from service.api.schemas import ErrorBody, Prediction, PredictionOut
@@ -17,7 +17,6 @@ from service.models import Status
 from service.spec import JobSpec
 from service.storage import local_copy
 
-JobId = Annotated[int, "job id"]
 # The five most likely classes are answered, best first.
 TOP = 5
 # Trained weights fetched from a bucket, kept on this machine: 228 MB each at full size.
@@ -34,7 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     )
 }
 
-router = APIRouter()
+router = APIRouter(prefix="/jobs/{job_id}", tags=["predict"])
 
 
 async def _predictor(request: Request) -> Predictor:
@@ -45,9 +44,9 @@ async def _predictor(request: Request) -> Predictor:
 PredictorDep = Annotated[Predictor, Depends(_predictor)]
 
 
-@router.post("/jobs/{job_id}/predict", response_model=PredictionOut, responses=ERRORS)
+@router.post("/predict", response_model=PredictionOut, responses=ERRORS)
 async def predict(
-    job_id: JobId,
+    job_id: JobIdPath,
     image: Annotated[UploadFile, File(description="A PNG or JPEG of any size; it is reduced to 32×32 as CIFAR's are.")],
     db: ReadDatabaseDep,
     store: StoreDep,

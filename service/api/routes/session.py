@@ -15,7 +15,7 @@ from service.api.presenter import json_response
 from service.api.schemas import ErrorBody
 from service.errors import Unauthorized
 
-router = APIRouter()
+router = APIRouter(prefix="/session", tags=["session"])
 
 SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
@@ -39,7 +39,7 @@ class SessionOut(BaseModel):
     token_required: bool = Field(description="Whether the server asks for a token at all (API_TOKEN is set).")
 
 
-@router.get("/session", response_model=SessionOut)
+@router.get("", response_model=SessionOut)
 async def get_session(request: Request, settings: SettingsDep) -> Response:
     """Whether this browser is signed in, and whether signing in is needed at all."""
     required = bool(settings.api_token)
@@ -47,7 +47,7 @@ async def get_session(request: Request, settings: SettingsDep) -> Response:
     return json_response(SessionOut(signed_in=ok, token_required=required))
 
 
-@router.post("/session", status_code=204, responses=SIGN_IN_ERRORS, dependencies=[Depends(require_json)])
+@router.post("", status_code=204, responses=SIGN_IN_ERRORS, dependencies=[Depends(require_json)])
 async def sign_in(body: Annotated[SignIn, Body()], request: Request, settings: SettingsDep) -> Response:
     """Sign this browser in with the API token: a cookie that the API accepts in place of the bearer token."""
     if settings.api_token and not secrets.compare_digest(body.token.encode(), settings.api_token.encode()):
@@ -66,7 +66,7 @@ async def sign_in(body: Annotated[SignIn, Body()], request: Request, settings: S
     return response
 
 
-@router.delete("/session", status_code=204)
+@router.delete("", status_code=204)
 async def sign_out() -> Response:
     """Sign this browser out."""
     response = Response(status_code=204)

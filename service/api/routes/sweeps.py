@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from service import queries, sweeps
 from service.api import compare
-from service.api.deps import DatabaseDep, ReadDatabaseDep
+from service.api.deps import DatabaseDep, ReadDatabaseDep, SweepIdPath
 from service.api.presenter import json_response
 from service.api.routes.jobs import BODY_ERRORS, JSON_BODY, MAX_PAGE
 from service.api.sweep_schemas import LeaderboardEntry, SweepJobOut, SweepList, SweepOut, SweepSummary
@@ -17,9 +17,7 @@ from service.models import FINISHED, Status
 from service.spec import DEMO, JobSpec, label
 from service.sweep_spec import SweepIn
 
-SweepId = Annotated[int, "sweep id"]
-
-router = APIRouter()
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
 EXAMPLES = {
     "optimizers and learning rates": {
@@ -95,7 +93,7 @@ def sweep_out(session: Session, sweep: Row[Any]) -> SweepOut:
     )
 
 
-@router.post("/sweeps", status_code=201, response_model=SweepOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
+@router.post("", status_code=201, response_model=SweepOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def submit_sweep(
     db: DatabaseDep,
     body: Annotated[SweepIn, Body(openapi_examples=EXAMPLES)],
@@ -112,7 +110,7 @@ async def submit_sweep(
     return json_response(out, status_code=201, headers={"Location": f"/sweeps/{out.id}"})
 
 
-@router.get("/sweeps", response_model=SweepList)
+@router.get("", response_model=SweepList)
 async def list_sweeps(
     db: ReadDatabaseDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
@@ -141,14 +139,14 @@ async def list_sweeps(
     return json_response(await db.run(page))
 
 
-@router.get("/sweeps/{sweep_id}", response_model=SweepOut)
-async def get_sweep(sweep_id: SweepId, db: ReadDatabaseDep) -> Response:
+@router.get("/{sweep_id}", response_model=SweepOut)
+async def get_sweep(sweep_id: SweepIdPath, db: ReadDatabaseDep) -> Response:
     """A sweep's jobs with their status and latest test accuracy, the leaderboard (best first), comparison links."""
     return json_response(await db.run(lambda s: sweep_out(s, queries.sweep_row(s, sweep_id))))
 
 
-@router.post("/sweeps/{sweep_id}/cancel", response_model=SweepOut)
-async def cancel_sweep(sweep_id: SweepId, db: DatabaseDep) -> Response:
+@router.post("/{sweep_id}/cancel", response_model=SweepOut)
+async def cancel_sweep(sweep_id: SweepIdPath, db: DatabaseDep) -> Response:
     """Cancel what is left: queued jobs at once, running ones within a step; finished ones stay as they are."""
 
     def cancel(session: Session) -> SweepOut:
