@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import images
+from service.api import images, openapi
 from service.api.deps import Database, require_token
 from service.api.monitoring import Monitor, RequestMetrics
 from service.api.predictor import Predictor
@@ -209,4 +209,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, dependencies=guard, responses=documented)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=[(PREDICT_PATH, PREDICT_BODY_BYTES)])
     app.add_middleware(RequestMetrics, monitor=app.state.monitor)  # outermost: counts 413s and 500s too
+    openapi.install(app)  # valid for the OpenAPI version it declares
     return app
