@@ -1,13 +1,16 @@
 """A `201 Created` means stored: every SQLite connection the API, a worker and the supervisor open syncs each commit
-to disk (`synchronous=FULL`), so a power cut or an OS crash cannot roll an acknowledged job back."""
+to disk (`synchronous=FULL`), so a power cut or an OS crash cannot roll an acknowledged job back; on PostgreSQL the
+server's durable defaults are left as they are. What FULL costs: `python -m bench.durability`."""
 
 from contextlib import ExitStack, closing
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, text
 
 from bench.durability import READ_BACK, engine_with
 from service.api.app import create_app
 from service.config import Settings
+from service.db import make_engine
 from service.supervise.supervisor import JobReleaser
 from worker.loop import Worker
 
@@ -53,3 +56,16 @@ def test_the_benchmark_compares_against_a_connection_really_set_to_normal(tmp_pa
     # The cost the README quotes is FULL against NORMAL: the baseline must be NORMAL on every connection too.
     with engine_with("NORMAL", tmp_path / "normal") as engine:
         assert synchronous_of_each_connection(engine) == [READ_BACK["NORMAL"]] * CONNECTIONS
+
+
+@pytest.mark.postgres
+def test_the_postgres_engine_keeps_the_servers_durable_commits(postgres_url: str) -> None:
+    # PostgreSQL's defaults already make a commit wait for its WAL to reach the disk: the engine must not trade that
+    # for speed (synchronous_commit=off would lose the last commits on a crash, as NORMAL does on SQLite).
+    engine = make_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            settings = {name: conn.execute(text(f"SHOW {name}")).scalar() for name in ("fsync", "synchronous_commit")}
+    finally:
+        engine.dispose()
+    assert settings == {"fsync": "on", "synchronous_commit": "on"}
