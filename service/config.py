@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     cache_dir: Path = Path("var/cache")
     host: str = "127.0.0.1"
     port: int = 8000
+    allowed_hosts: str = Field(
+        default="",
+        description="Host names the API answers to besides loopback's (localhost, 127.0.0.1, ::1) and HOST's, "
+        "comma-separated: `*.example.com` for every name under example.com, `*` for any (which gives up the "
+        "protection against DNS-rebinding pages). A request naming another host in its Host header gets 400.",
+    )
     # One line per request on stdout; it costs a busy API about a tenth of its time per read (see the README).
     access_log: bool = True
     # Empty means no authentication: the service is then for trusted networks only.

@@ -49,6 +49,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
         # A loaded 2-core test machine can take seconds for what takes milliseconds: only the tests of database
         # trouble set a short database timeout.
         "db_timeout_seconds": 30.0,
+        # The host name Starlette's TestClient sends; loopback's and HOST's are served anyway.
+        "allowed_hosts": "testserver",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

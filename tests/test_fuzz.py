@@ -71,7 +71,9 @@ CONFIG = schemathesis.Config.from_dict(
 # it, the requests go to `app`.
 # (Not `schemathesis.pytest.from_fixture`: with pytest 9.2 it fails, setting `Function._nodeid`, now gone.)
 schema = schemathesis.openapi.from_asgi(
-    "/openapi.json", create_app(Settings(database_url="sqlite://", api_token=TOKEN)), config=CONFIG
+    "/openapi.json",
+    create_app(Settings(database_url="sqlite://", api_token=TOKEN, allowed_hosts="testserver")),
+    config=CONFIG,
 )
 
 

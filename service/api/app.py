@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import images
+from service.api import images, openapi
 from service.api.deps import Database, require_token
+from service.api.guard import Guard
 from service.api.monitoring import Monitor, RequestMetrics
 from service.api.predictor import Predictor
 from service.api.presenter import ERRORS
@@ -208,5 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in PROTECTED:
         app.include_router(router, dependencies=guard, responses=documented)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=[(PREDICT_PATH, PREDICT_BODY_BYTES)])
+    app.add_middleware(Guard, settings=settings)  # unknown hosts, other origins' writes: before the body is read
     app.add_middleware(RequestMetrics, monitor=app.state.monitor)  # outermost: counts 413s and 500s too
+    openapi.install(app)  # valid for the OpenAPI version it declares
     return app

@@ -36,9 +36,31 @@ STREAM: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}
 }
 
-LastEventId = Annotated[
-    int | None, Header(ge=0, description="Resume after this event: browsers send it when they reconnect.")
-]
+# The largest id the events table can hold (a signed 64-bit integer, on SQLite and Postgres alike).
+MAX_EVENT_ID = 2**63 - 1
+
+
+async def resume_after(
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            description="Resume after this event: browsers send it when they reconnect. A value that is not an "
+            "event id (not a whole number from 0, or past the largest id) is ignored, as if none had been sent."
+        ),
+    ] = None,
+) -> int | None:
+    """The event id to resume after, or None when the header is missing or names no possible event.
+
+    An unusable value is ignored rather than refused: a browser's EventSource retries an error answer forever,
+    with the same header each time.
+    """
+    value = (last_event_id or "").strip()
+    if not value.isascii() or not value.isdigit() or int(value) > MAX_EVENT_ID:
+        return None
+    return int(value)
+
+
+LastEventId = Annotated[int | None, Depends(resume_after)]
 
 
 async def existing_job(job_id: JobIdPath, db: ReadDatabaseDep) -> Row[Any]:
@@ -132,16 +154,14 @@ async def stream(db: Any, cursor: int, job_id: int | None) -> AsyncIterator[Serv
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=STREAM)
-async def job_events(
-    job: JobRow, db: ReadDatabaseDep, last_event_id: LastEventId = None
-) -> AsyncIterator[ServerSentEvent]:
+async def job_events(job: JobRow, db: ReadDatabaseDep, last_event_id: LastEventId) -> AsyncIterator[ServerSentEvent]:
     """The job's events as they happen: status, progress, epoch, artifact, log, then end (and the stream closes)."""
     async for event in stream(db, last_event_id or 0, job.id):
         yield event
 
 
 @router.get("/events", response_class=EventSourceResponse, responses=STREAM)
-async def all_events(db: ReadDatabaseDep, last_event_id: LastEventId = None) -> AsyncIterator[ServerSentEvent]:
+async def all_events(db: ReadDatabaseDep, last_event_id: LastEventId) -> AsyncIterator[ServerSentEvent]:
     """Every job's status and progress changes from now on (or after `Last-Event-ID`), for a list of jobs."""
     cursor = last_event_id if last_event_id is not None else await db.run(events.last_id)
     async for event in stream(db, cursor, None):
