@@ -65,7 +65,7 @@ class TrainState:
         if saved.previous_weights is None:
             previous_weights = snapshot(layer_weights(model))
         else:
-            previous_weights = [saved.previous_weights[name].to(device) for name in WEIGHT_LAYERS]
+            previous_weights = [saved.previous_weights[name].to(device, copy=True) for name in WEIGHT_LAYERS]
         step_losses, loss_sum = _sums(per_epoch, device)
         if saved.step_losses is not None:
             step_losses[: len(saved.step_losses)] = saved.step_losses.to(device)
