@@ -49,10 +49,12 @@ def record_epoch(session: Session, job_id: int, token: str, record: EpochRecord 
 
 
 def epoch_record(row: EpochMetric | Row[Any]) -> EpochRecord:
-    """An epoch_metrics row (its ORM object or its row) read back as the record that was stored."""
-    return EpochRecord.model_validate(
-        {"epoch": row.epoch, **{k: getattr(row, k) for k in EPOCH_COLUMNS}, **(row.details or {})}
-    )
+    """An epoch_metrics row (its ORM object or its row) read back as the record that was stored.
+
+    A measurement this version does not know (written by a newer worker while the API is not yet upgraded) is left
+    out rather than refused: the rest of the epoch still shows."""
+    details = {k: v for k, v in (row.details or {}).items() if k in EpochRecord.model_fields}
+    return EpochRecord.model_validate({"epoch": row.epoch, **{k: getattr(row, k) for k in EPOCH_COLUMNS}, **details})
 
 
 def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:

@@ -167,6 +167,18 @@ def test_every_field_of_an_epochs_record_comes_back_from_the_database(client: Te
         assert rows[1].details == {}  # defaults are not stored
 
 
+def test_a_measurement_this_version_does_not_know_is_left_out_when_read_back(
+    client: TestClient, sessions: Sessions
+) -> None:
+    claim = claimed(client, sessions)
+    with transaction(sessions) as s:
+        records.record_epoch(s, claim.job_id, claim.token, full_record(1))
+        row = s.scalars(select(EpochMetric)).one()
+        row.details = {**row.details, "learning_rate": 0.01}  # as a newer worker might have stored it
+    (epoch,) = client.get(f"/jobs/{claim.job_id}/metrics").json()["epochs"]
+    assert epoch["per_class_accuracy"] == {"cat": 5 / 8, "dog": 1.0}
+
+
 def test_a_record_that_is_not_valid_is_refused_and_nothing_is_stored(client: TestClient, sessions: Sessions) -> None:
     claim = claimed(client, sessions)
     for bad in ({**full_record(1).scalars(), "epoch": 0}, {**full_record(1).scalars(), "learning_rate": 0.1}):

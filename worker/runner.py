@@ -70,6 +70,7 @@ class JobRun:
             self.files.discard()
 
     def _train(self) -> Status | None:
+        """Load the data, train from where the job stopped (if it did), publish the weights, mark it succeeded."""
         spec, job_id = self.claim.spec, self.claim.job_id
         check_precision(spec.precision, resolve_device(spec.device))
         data = self.load_data()
