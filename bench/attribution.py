@@ -19,9 +19,9 @@ from torch import nn
 from torch.autograd.profiler_util import FunctionEvent
 from torch.profiler import DeviceType, record_function
 
+from worker.batches import DeviceImages
 from worker.measures import LAYER_NAMES
 from worker.model import lecture_loss
-from worker.tuning import DeviceImages
 
 LAYERS = LAYER_NAMES  # conv1…conv5, fc1…fc3, as the pictures name them
 BATCH = "batch preparation"  # DeviceImages.batch: the gather, upscale and scale, and the labels' gather

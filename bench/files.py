@@ -13,7 +13,6 @@ import re
 import statistics
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +29,14 @@ class _Kept(QuietHooks):
 
     def __init__(self) -> None:
         self.start: StartInfo | None = None
-        self.ends: list[tuple[EpochEnd, dict[str, Any], float]] = []
+        self.ends: list[tuple[EpochEnd, checkpoint.Checkpoint, float]] = []
 
     def on_start(self, info: StartInfo) -> None:
         self.start = info
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         began = time.perf_counter()
-        snapshot = checkpoint.to_cpu_copy(end.checkpoint())
+        snapshot = end.checkpoint().on_host()
         self.ends.append((end, snapshot, time.perf_counter() - began))
 
 
@@ -70,10 +69,10 @@ def measure(epochs: int, folder: Path) -> list[tuple[str, float]]:
     drawn, saved = [], []
     for end, snapshot, _ in kept.ends:
         began = time.perf_counter()
-        pictures.epoch([asdict(r) for r in end.history], end.initial, end.trained)
+        pictures.epoch(end.history, end.initial, end.trained)
         drawn.append(time.perf_counter() - began)
         began = time.perf_counter()
-        checkpoint.save(snapshot, folder / "checkpoint.pt")
+        checkpoint.save(snapshot.to_dict(), folder / "checkpoint.pt")
         saved.append(time.perf_counter() - began)
     began = time.perf_counter()
     checkpoint.save(kept.ends[-1][0].state_dict(), folder / "weights.pt")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from service.api.renderer import Renderer
+from service.contracts import EvolutionDraw, KernelsDraw
 from worker.hardware import resolve_device
 from worker.measures import layer_weights, relative_change, snapshot
 from worker.model import build_model, kernels
@@ -61,19 +62,24 @@ def history_files(folder: Path, epochs: int) -> list[Path]:
 async def draw_times(folder: Path, paths: list[Path]) -> dict[str, float]:
     renderer = Renderer(folder / "cache")
     sources = [str(p) for p in paths]
-    request = {"kind": "evolution", "layer": "conv1", "filter": 0, "title": "bench", "sources": sources}
     times = {}
     try:
         began = time.perf_counter()
-        await renderer.draw({**request, "stage": "diff"}, "gif diff", ".gif")
+        await renderer.draw(
+            EvolutionDraw(layer="conv1", stage="diff", filter=0, title="bench", sources=sources), "gif diff", ".gif"
+        )
         times["conv1 diff GIF, cold (the drawing process starts)"] = time.perf_counter() - began
         for stage in ("trained", "diff"):
             began = time.perf_counter()
-            await renderer.draw({**request, "stage": stage}, f"gif {stage} again", ".gif")
+            await renderer.draw(
+                EvolutionDraw(layer="conv1", stage=stage, filter=0, title="bench", sources=sources),
+                f"gif {stage} again",
+                ".gif",
+            )
             times[f"conv1 {stage} GIF, warm"] = time.perf_counter() - began
-        grid = {"kind": "kernels", "layer": "conv1", "stage": "diff", "epoch": 25, "filter": 0}
+        grid = KernelsDraw(layer="conv1", stage="diff", epoch=25, filter=0, sources=[sources[0], sources[25]])
         began = time.perf_counter()
-        await renderer.draw({**grid, "sources": [sources[0], sources[25]]}, "grid", ".png")
+        await renderer.draw(grid, "grid", ".png")
         times["conv1 diff grid at epoch 25, warm"] = time.perf_counter() - began
     finally:
         await renderer.close()

@@ -42,10 +42,11 @@ from bench.attribution import (
 from bench.measure import sync
 from bench.peaks import peak_tflops
 from service.spec import JobSpec
+from worker.batches import DeviceImages
 from worker.data import make_synthetic
 from worker.hardware import TrainingError, resolve_device, resolve_precision
 from worker.model import build_model, lecture_loss, make_optimizer, pad_conv1
-from worker.tuning import DeviceImages, Tuning, TuningError, prepare, use_cudnn_benchmark
+from worker.tuning import Tuning, TuningError, prepare, use_cudnn_benchmark
 
 # A GPU step is milliseconds, so more of them at the lecture's shapes; a CPU step is seconds, so few and small.
 CUDA_BATCH, CUDA_SIZE, CUDA_WARMUP, CUDA_STEPS = 512, 224, 5, 10

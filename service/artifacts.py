@@ -7,12 +7,13 @@ where its bytes lie is the store's business (`service.storage`).
 import csv
 import io
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-Layer = Literal["conv1", "conv2"]
+from service.contracts import EPOCH_SCALARS, EpochRecord, Layer, WeightChange
+
 Stage = Literal["initial", "trained", "diff"]
 LAYERS: tuple[Layer, ...] = get_args(Layer)
 STAGES: tuple[Stage, ...] = get_args(Stage)
@@ -103,33 +104,18 @@ def checkpoint_position(name: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-# metrics.csv's first columns, in order: the API's `?format=csv` and the worker's file alike. Per-class accuracy
-# (`accuracy <class>`) and each layer's weight change (`<layer> from_initial`, `… from_previous`) follow.
-METRIC_FIELDS = ("epoch", "train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
-WEIGHT_CHANGE_KINDS = ("from_initial", "from_previous")
+# metrics.csv's columns: the scalars of `EpochRecord` in order, then per-class accuracy (`accuracy <class>`) and each
+# layer's weight change (`<layer> from_initial`, `… from_previous`), where measured.
+WEIGHT_CHANGE_KINDS = tuple(WeightChange.model_fields)
 
 
-def per_class_accuracy(confusion: Sequence[Sequence[int]], classes: Sequence[str]) -> dict[str, float] | None:
-    """Each class's share of its test images predicted right, from a confusion matrix (rows: true class)."""
-    if not confusion or len(confusion) != len(classes):
-        return None
-    return {
-        name: (row[i] / total if (total := sum(row)) else 0.0)
-        for i, (name, row) in enumerate(zip(classes, confusion, strict=True))
-    }
-
-
-def metrics_csv(records: Iterable[Mapping[str, Any]]) -> str:
-    """Per-epoch records as metrics.csv: a header, then one line per epoch.
-
-    A record holds the scalars of METRIC_FIELDS and, where measured, `confusion`, `classes` and `weight_change`
-    (as the worker produces them and the database keeps them in `details`).
-    """
+def metrics_csv(records: Iterable[EpochRecord]) -> str:
+    """Per-epoch records as metrics.csv: a header, then one line per epoch (the worker's file and the API's CSV)."""
     records = list(records)
-    classes = next((list(r["classes"]) for r in records if r.get("classes")), [])
-    layers = next((list(r["weight_change"]) for r in records if r.get("weight_change")), [])
+    classes = next((r.classes for r in records if r.classes), [])
+    layers = next((list(r.weight_change) for r in records if r.weight_change), [])
     columns = [
-        *METRIC_FIELDS,
+        *EPOCH_SCALARS,
         *(f"accuracy {name}" for name in classes),
         *(f"{layer} {kind}" for layer in layers for kind in WEIGHT_CHANGE_KINDS),
     ]
@@ -137,10 +123,9 @@ def metrics_csv(records: Iterable[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for record in records:
-        row = {k: record[k] for k in METRIC_FIELDS}
-        accuracy = per_class_accuracy(record.get("confusion") or [], record.get("classes") or []) or {}
-        row |= {f"accuracy {name}": value for name, value in accuracy.items()}
-        for layer, change in (record.get("weight_change") or {}).items():
-            row |= {f"{layer} {kind}": change[kind] for kind in WEIGHT_CHANGE_KINDS}
+        row: dict[str, object] = dict(record.scalars())
+        row |= {f"accuracy {name}": value for name, value in (record.per_class_accuracy() or {}).items()}
+        for layer, change in record.weight_change.items():
+            row |= {f"{layer} {kind}": getattr(change, kind) for kind in WEIGHT_CHANGE_KINDS}
         writer.writerow(row)
     return out.getvalue()

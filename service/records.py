@@ -7,15 +7,16 @@ LeaseLost, changing nothing, once another worker holds the job.
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import Row, delete
 from sqlalchemy.orm import Session
 
 from service import events
+from service.contracts import EPOCH_SCALARS, EpochRecord
 from service.jobs import fenced_update
 from service.models import Artifact, EpochMetric, utcnow
 
-# The per-epoch scalars that have columns of their own; everything else an epoch measures goes in `details`.
-EPOCH_COLUMNS = ("train_loss", "test_loss", "test_accuracy", "seconds", "images_per_second")
+# The measurements that have columns of their own (the table's); everything else an epoch measures goes in `details`.
+EPOCH_COLUMNS = tuple(name for name in EPOCH_SCALARS if name != "epoch" and name in EpochMetric.__table__.c)
 
 
 def training_started(
@@ -25,25 +26,35 @@ def training_started(
     fenced_update(session, job_id, token, device=device, parameter_count=parameter_count, steps_total=steps_total)
 
 
-def record_epoch(session: Session, job_id: int, token: str, metric: Mapping[str, Any]) -> None:
+def record_epoch(session: Session, job_id: int, token: str, record: EpochRecord | Mapping[str, Any]) -> None:
     """Store one epoch's measurements (replacing any rows a previous attempt left from this epoch on).
 
-    `metric` holds `epoch`, the scalars in EPOCH_COLUMNS, and any further measurements by name (kept in `details`).
+    A mapping (as the tests and benchmarks write one) is validated into an `EpochRecord` first.
     """
-    epoch = int(metric["epoch"])
-    fenced_update(session, job_id, token, epochs_completed=epoch)
-    session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch >= epoch))
-    details = {k: v for k, v in metric.items() if k != "epoch" and k not in EPOCH_COLUMNS}
+    record = EpochRecord.model_validate(record)
+    fenced_update(session, job_id, token, epochs_completed=record.epoch)
+    session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch >= record.epoch))
+    # Defaults are left out: a row keeps only what was measured, and reads back the same (see `epoch_record`).
+    details = record.model_dump(exclude={"epoch", *EPOCH_COLUMNS}, exclude_defaults=True)
     session.add(
         EpochMetric(
             job_id=job_id,
-            epoch=epoch,
-            **{k: float(metric[k]) for k in EPOCH_COLUMNS},
+            epoch=record.epoch,
+            **{k: getattr(record, k) for k in EPOCH_COLUMNS},
             details=details,
             created_at=utcnow(),
         )
     )
-    events.emit(session, job_id, events.Kind.EPOCH, {"epoch": epoch})
+    events.emit(session, job_id, events.Kind.EPOCH, {"epoch": record.epoch})
+
+
+def epoch_record(row: EpochMetric | Row[Any]) -> EpochRecord:
+    """An epoch_metrics row (its ORM object or its row) read back as the record that was stored.
+
+    A measurement this version does not know (written by a newer worker while the API is not yet upgraded) is left
+    out rather than refused: the rest of the epoch still shows."""
+    details = {k: v for k, v in (row.details or {}).items() if k in EpochRecord.model_fields}
+    return EpochRecord.model_validate({"epoch": row.epoch, **{k: getattr(row, k) for k in EPOCH_COLUMNS}, **details})
 
 
 def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:

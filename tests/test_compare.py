@@ -11,6 +11,7 @@ from PIL import Image
 
 from service import jobs, records
 from service.config import Settings
+from service.contracts import CompareSeries
 from service.db import transaction
 from service.spec import DEMO
 from tests.helpers import Sessions, assert_error, make_settings
@@ -111,16 +112,18 @@ def test_the_chart_is_drawn_by_the_drawing_process_and_cached(
 # ---------------------------------------------------------------- the chart itself
 
 
-def series(n: int) -> list[dict[str, object]]:
+def series(n: int) -> list[CompareSeries]:
     return [
-        {"label": f"sgd lr {k}e-3 (job {k})", "status": "succeeded", "epochs": [1, 2, 3], "values": [0.2, 0.3, 0.1 * k]}
+        CompareSeries(
+            label=f"sgd lr {k}e-3 (job {k})", status="succeeded", epochs=[1, 2, 3], values=[0.2, 0.3, 0.1 * k]
+        )
         for k in range(1, n + 1)
     ]
 
 
 def test_two_lines_are_labelled_by_what_differs_over_what_they_share(tmp_path: Path, drawn: list[Figure]) -> None:
     two = series(2)
-    two[1] |= {"status": "running", "epochs": [1], "values": [0.5]}
+    two[1] = CompareSeries(label=two[1].label, status="running", epochs=[1], values=[0.5])
     draw_compare(two, "test_accuracy", tmp_path / "two.png", shared="synthetic batch 32 64 px")
     (fig,) = drawn
     ax = fig.axes[0]
@@ -144,7 +147,7 @@ def test_twenty_lines_each_have_their_own_colour_and_style(tmp_path: Path, drawn
 
 
 def test_a_job_with_no_epoch_yet_is_named_in_the_legend(tmp_path: Path, drawn: list[Figure]) -> None:
-    draw_compare([{"label": "job 3", "status": "queued", "epochs": [], "values": []}], "test_loss", tmp_path / "x.png")
+    draw_compare([CompareSeries(label="job 3", status="queued", epochs=[], values=[])], "test_loss", tmp_path / "x.png")
     assert fig_texts(drawn[0])[:1] == ["job 3 — no epoch yet"]
 
 

@@ -16,10 +16,11 @@ from bench import lecture
 from service.spec import JobSpec
 from tests.test_engine import CFG as ENGINE_CFG
 from tests.test_engine import Recorder, engine_losses, lecture_steps
+from worker.batches import DeviceImages
 from worker.data import Dataset, make_synthetic
 from worker.model import upscale
 from worker.train import fit
-from worker.tuning import DeviceImages, Tuning
+from worker.tuning import Tuning
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 

@@ -16,6 +16,7 @@ from service.spec import DEMO
 from service.storage import ArtifactStore, LocalStore, make_store
 from service.storage.s3 import S3Store
 from tests.helpers import Sessions, assert_error, make_settings
+from tests.test_checkpoints import checkpoint_after
 from worker.checkpoint import Checkpoints
 from worker.publish import ArtifactWriter
 
@@ -56,7 +57,7 @@ def a_failed_run(settings: Settings, sessions: Sessions) -> int:
     for name in ("curves.png", "history/kernels/e0001.npz"):
         files.publish(name, lambda p: p.write_bytes(b"data"))
     checkpoints = Checkpoints(store, sessions, claim)
-    checkpoints.commit(checkpoints.save({"history": [EPOCH], "step": 0, "model": torch.ones(2)}, mid_epoch=False))
+    checkpoints.commit(checkpoints.save(checkpoint_after(1, model=torch.ones(2))))
     (files.staging / "weights.pt").write_bytes(b"cut short by a kill")
     with transaction(sessions) as s:
         jobs.finish(s, claim.job_id, claim.token, Status.FAILED, "it broke")

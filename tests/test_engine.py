@@ -5,7 +5,6 @@ sized to take seconds also where bf16 is emulated.
 """
 
 import copy
-from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from torch.utils.data import default_collate
 
 from bench import lecture
 from service.spec import JobSpec
+from worker.checkpoint import Checkpoint
 from worker.data import Dataset, make_synthetic
 from worker.hooks import EpochEnd, QuietHooks, StartInfo
 from worker.model import build_model, lecture_loss, make_optimizer, upscale
@@ -110,7 +110,7 @@ class Recorder(QuietHooks):
         self.start: StartInfo | None = None
         self.ends: list[EpochEnd] = []
         self.keep_checkpoints = keep_checkpoints
-        self.checkpoints: list[dict[str, Any]] = []
+        self.checkpoints: list[Checkpoint] = []
 
     @property
     def end(self) -> EpochEnd | None:

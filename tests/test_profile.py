@@ -20,10 +20,11 @@ from bench import profile
 from bench.attribution import attribute, marked_step
 from bench.profile import Breakdown, Row, part_flops, profile_step
 from service.spec import JobSpec
+from worker.batches import DeviceImages
 from worker.data import make_synthetic
 from worker.model import build_model, make_optimizer
 from worker.train import train_step
-from worker.tuning import DeviceImages, Tuning
+from worker.tuning import Tuning
 
 CPU = torch.device("cpu")
 BATCH, SIZE = 4, 63

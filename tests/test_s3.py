@@ -18,6 +18,7 @@ from service.spec import DEMO
 from service.storage import make_store
 from service.storage.s3 import S3Store
 from tests.helpers import SMALL_JOB, Sessions, assert_error, make_settings, queue_jobs
+from tests.test_checkpoints import checkpoint_after
 from worker.checkpoint import Checkpoints
 from worker.loop import Worker
 from worker.publish import ArtifactWriter
@@ -105,15 +106,15 @@ def test_a_checkpoint_in_the_bucket_is_found_and_resumed_by_a_machine_that_share
     (job_id,) = queue_jobs(sessions, **DEMO)
     first = take(settings, sessions, "host-a")
     saved = Checkpoints(bucket_store(settings), sessions, first)
-    saved.commit(saved.save({"history": [{"epoch": 1}], "step": 0, "model": torch.ones(3)}, mid_epoch=False))
+    saved.commit(saved.save(checkpoint_after(1, model=torch.ones(3))))
     # Epoch 2's is uploaded, then the worker dies before recording it.
-    saved.save({"history": [{"epoch": 1}, {"epoch": 2}], "step": 0, "model": torch.full((3,), 2.0)}, mid_epoch=False)
+    saved.save(checkpoint_after(2, model=torch.full((3,), 2.0)))
 
     other_host = bucket_store(make_settings(tmp_path / "b", settings.database_url, **_bucket_of(settings)))
     assert other_host.scratch != settings.scratch_dir
     assert len(other_host.checkpoint_names(job_id)) == 2
     resumed = Checkpoints(other_host, sessions, take(settings, sessions, "host-b")).load()
-    assert resumed is not None and torch.equal(resumed["model"], torch.full((3,), 2.0))
+    assert resumed is not None and torch.equal(resumed.model["weight"], torch.full((3,), 2.0))
 
     other_host.discard_checkpoints(job_id)
     assert other_host.checkpoint_names(job_id) == []

@@ -16,10 +16,11 @@ from torch import nn
 
 from service.spec import JobSpec
 from tests.test_engine import Recorder
+from worker.batches import DeviceImages
 from worker.data import Dataset, make_synthetic
 from worker.model import ChannelPaddedConv2d, build_model, kernels, pad_conv1, upscale
 from worker.train import fit, warm_up
-from worker.tuning import DeviceImages, Tuning, TuningError, prepare
+from worker.tuning import Tuning, TuningError, prepare
 
 CPU = torch.device("cpu")
 CFG = JobSpec(epochs=2, batch_size=16, image_size=64, seed=3, device="cpu", precision="fp32")
@@ -143,7 +144,7 @@ def test_a_compiled_model_trains_as_the_eager_one_and_its_weights_keep_their_nam
     weights = compiled.ends[0].state_dict()
     assert list(weights) == list(build_model(CPU, 1).state_dict())
     checkpoint = compiled.ends[0].checkpoint()
-    assert list(checkpoint["model"]) == list(weights)
+    assert list(checkpoint.model) == list(weights)
 
 
 def test_prepare_gives_the_model_itself_unless_compiling() -> None:
@@ -194,7 +195,7 @@ def test_upscaling_once_falls_back_where_it_would_not_fit(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     images = torch.zeros(10, 3, 32, 32, dtype=torch.uint8)
-    monkeypatch.setattr("worker.tuning.free_memory", lambda device: 10 * 3 * 64 * 64)  # needs all of it: too much
+    monkeypatch.setattr("worker.batches.free_memory", lambda device: 10 * 3 * 64 * 64)  # needs all of it: too much
     with caplog.at_level(logging.INFO, logger="worker"):
         kept = DeviceImages(images, 64, once=True)
     assert kept.stored is None

@@ -2,14 +2,15 @@
 misclassified images, computed on the training device with one sync for all of them."""
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
+from service.contracts import Mistakes
+from worker.batches import DeviceImages
 from worker.measures import confusion_counts
 from worker.model import NUM_CLASSES, lecture_loss
-from worker.tuning import DeviceImages, Tuning, use_cudnn_benchmark
+from worker.tuning import Tuning, use_cudnn_benchmark
 
 # Misclassified test images kept per epoch: an 8×8 grid of them is what a picture can show.
 MAX_MISTAKES = 64
@@ -17,10 +18,12 @@ MAX_MISTAKES = 64
 
 @dataclass(frozen=True)
 class Evaluation:
+    """The test set's mean loss, accuracy (0–1), confusion matrix and first mistakes."""
+
     loss: float
     accuracy: float
     confusion: list[list[int]]
-    mistakes: dict[str, Any]
+    mistakes: Mistakes
 
 
 @torch.inference_mode()
@@ -49,5 +52,5 @@ def evaluate(
     wrong = (predicted != labels).nonzero().flatten()  # the one sync: everything below is already computed
     loss, hits, matrix = loss_sum.item(), int(counts.diagonal().sum().item()), counts.tolist()
     shown = wrong[:MAX_MISTAKES]
-    mistakes = {"count": len(wrong), "indices": shown.tolist(), "predicted": predicted[shown].tolist()}
+    mistakes = Mistakes(count=len(wrong), indices=shown.tolist(), predicted=predicted[shown].tolist())
     return Evaluation(loss=loss / n, accuracy=hits / n, confusion=matrix, mistakes=mistakes)

@@ -1,12 +1,17 @@
-"""How `fit` reports and is stopped: what it measures each epoch, and the hooks a caller gives it."""
+"""How `fit` reports and is stopped: the hooks a caller gives it, and what they are told.
+
+What an epoch measured is a `service.contracts.EpochRecord`: the worker stores it, the API reads it back.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
+from service.contracts import EpochRecord
+from worker.checkpoint import Checkpoint
 from worker.model import Kernels
 
 
@@ -28,33 +33,13 @@ class Stopped(Exception):
     def __init__(self, reason: StopReason) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.checkpoint: Callable[[], dict[str, Any]] | None = None
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """What one epoch measured; a new measurement is a new field here (the database keeps it in `details`)."""
-
-    epoch: int
-    train_loss: float
-    test_loss: float
-    test_accuracy: float
-    seconds: float
-    images_per_second: float
-    # Every training step's loss, in order (the epoch's share of the per-step curve).
-    step_losses: list[float] = field(default_factory=list)
-    # Test-set confusion matrix: confusion[true][predicted] counts, in the order of `classes`.
-    confusion: list[list[int]] = field(default_factory=list)
-    classes: list[str] = field(default_factory=list)
-    # For each of WEIGHT_LAYERS: ‖W_t − W_0‖/‖W_0‖ ("from_initial") and ‖W_t − W_{t−1}‖/‖W_{t−1}‖ ("from_previous").
-    weight_change: dict[str, dict[str, float]] = field(default_factory=dict)
-    # The first MAX_MISTAKES misclassified test images: their index in the test set and the class predicted;
-    # `count` is how many there were in all.
-    mistakes: dict[str, Any] = field(default_factory=dict)
+        self.checkpoint: Callable[[], Checkpoint] | None = None
 
 
 @dataclass(frozen=True)
 class StartInfo:
+    """What a hook is told before the first step: where and how training runs, and where it starts from."""
+
     device: str
     precision: str
     parameter_count: int
@@ -66,13 +51,14 @@ class StartInfo:
 
 @dataclass
 class EpochEnd:
-    """What a hook gets after each epoch; `checkpoint()` builds the dict that `fit(resume=...)` accepts."""
+    """What a hook gets after each epoch; `checkpoint()` captures what `fit(resume=...)` continues from (call it
+    before the hook returns: it holds the live model's tensors, which training goes on changing)."""
 
-    result: EpochResult
-    history: list[EpochResult]
+    result: EpochRecord
+    history: list[EpochRecord]
     initial: Kernels
     trained: Kernels
-    checkpoint: Callable[[], dict[str, Any]]
+    checkpoint: Callable[[], Checkpoint]
     state_dict: Callable[[], dict[str, torch.Tensor]] = field(repr=False, default=dict)
 
 

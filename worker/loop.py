@@ -32,7 +32,7 @@ from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
 from worker.heartbeat import Heartbeat
 from worker.hooks import StopReason
-from worker.joblog import JobLog
+from worker.joblog import JobLog, JobLogger
 from worker.runner import JobRun
 from worker.train import warm_up
 from worker.tuning import Tuning
@@ -170,12 +170,12 @@ class Worker:
         if claim is None:
             return False
         with JobLog(claim.job_id) as job_log:
-            log.info("job %s: claimed by worker %s (attempt %d)", claim.job_id, self.id, claim.attempt)
+            JobLogger(claim.job_id).info("claimed by worker %s (attempt %d)", self.id, claim.attempt)
             run = self.run_factory(s, self.sessions, self.store, claim)
             self.current = run
             if self.stopping.is_set():
                 run.stop_reason = StopReason.SHUTDOWN
-            beat = Heartbeat(self, run, job_log)
+            beat = Heartbeat(run, job_log, s, self.sessions, self.id, self.outages)
             beat.start()
             status = None
             try:
@@ -208,11 +208,11 @@ class Worker:
             if ended is not None:
                 events.emit_end(session, job_id, ended)
 
-        lines = job_log.take()
+        lines, about = job_log.take(), JobLogger(job_id)
         try:
-            retry.write(self.sessions, keep, f"job {job_id}: keeping its log", self.stopping.is_set)
+            retry.write(self.sessions, keep, "keeping its log", self.stopping.is_set, logger=about)
         except retry.DatabaseAway as away:
-            log.warning("%s; %d log lines not kept", away, len(lines))
+            about.warning("%s; %d log lines not kept", away, len(lines))
 
     def _disk_problem(self) -> str | None:
         """Why this worker should not claim: the volume it writes files on (the artifacts' own, or with a bucket

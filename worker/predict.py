@@ -1,21 +1,21 @@
 """`python -m worker.predict`: what a trained job's network makes of an image, for the API (`service.api.predictor`).
 
-One JSON request a line on stdin: `{"id", "weights": <weights.pt>, "key", "image_size", "pixels": <base64 of
-32×32 RGB, row by row>}`; one answer a line on stdout: `{"id", "probabilities": [10 floats]}` or `{"id", "error"}`.
+One `PredictRequest` a line on stdin (`service.contracts`: the weights.pt to use, the key it is cached by, the job's
+image size and the base64 of 32×32 RGB pixels, row by row), validated here with the same model; one `PredictAnswer` a
+line on stdout: the 10 probabilities, or an `error` (naming the field at fault when the request was not valid).
 The image is fed exactly as training feeds a test image (`worker.model.upscale`, then the network), in fp32: the
 weights as trained, without the bf16 shortcut training may take for speed. The most recently used models stay
 loaded, so a warm prediction is one forward pass.
 """
 
-import base64
-import json
 import sys
 from collections import OrderedDict
-from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from service.contracts import PredictAnswer, PredictRequest, problems
 from worker.model import build_model, upscale
 from worker.synthetic import SIDE
 
@@ -63,25 +63,24 @@ def probabilities(model: nn.Module, pixels: bytes, image_size: int) -> list[floa
     return torch.softmax(model(x).float(), dim=1)[0].tolist()
 
 
-def answer(models: Models, line: str) -> dict[str, Any]:
+def answer(models: Models, line: str) -> PredictAnswer:
     """Carry out one request; every failure is an answer, never the end of the process."""
-    request: dict[str, Any] = {}
     try:
-        request = json.loads(line)
-        pixels = base64.b64decode(request["pixels"], validate=True)
-        if len(pixels) != SIDE * SIDE * 3:
-            raise ValueError(f"expected {SIDE}×{SIDE} RGB ({SIDE * SIDE * 3} bytes), got {len(pixels)} bytes")
-        model = models.get(request["key"], request["weights"])
-        return {"id": request.get("id"), "probabilities": probabilities(model, pixels, int(request["image_size"]))}
+        request = PredictRequest.model_validate_json(line)
+    except ValidationError as exc:
+        return PredictAnswer(error=f"invalid request: {problems(exc)}")
+    try:
+        model = models.get(request.key, request.weights)
+        return PredictAnswer(probabilities=probabilities(model, request.pixels, request.image_size))
     except Exception as exc:
-        return {"id": request.get("id"), "error": f"{type(exc).__name__}: {exc}"}
+        return PredictAnswer(error=f"{type(exc).__name__}: {exc}")
 
 
 def main() -> None:
     torch.set_num_threads(PREDICT_THREADS)
     models = Models()
     for line in sys.stdin:
-        print(json.dumps(answer(models, line)), flush=True)
+        print(answer(models, line).model_dump_json(), flush=True)
 
 
 if __name__ == "__main__":

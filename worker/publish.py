@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import artifacts, jobs, records
 from service.storage import ArtifactStore
 from worker import disk, retry
+from worker.joblog import JobLogger
 
 log = logging.getLogger("worker")
 
@@ -82,6 +83,7 @@ class ArtifactWriter:
         give_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store, self.sessions, self.claim, self.give_up = store, sessions, claim, give_up
+        self.log = JobLogger(claim.job_id)
 
     @property
     def staging(self) -> Path:
@@ -119,8 +121,9 @@ class ArtifactWriter:
                 lambda session: records.record_artifact(
                     session, job_id, token, name, artifacts.content_type(name), size, publish=make_current
                 ),
-                f"job {job_id}: recording {name}",
+                f"recording {name}",
                 self.give_up,
+                logger=self.log,
             )
         except (jobs.LeaseLost, retry.DatabaseAway):
             # Never made current, so nobody reads it. Once `publish` ran, a commit may have gone through unseen:

@@ -67,12 +67,14 @@ def write(
     what: str,
     give_up: Callable[[], bool] = lambda: False,
     slow: float = 5.0,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger] = log,
 ) -> T:
     """`work(session)` in one transaction, retried while the database is unreachable; its result.
 
     What `work` raises for any other reason (LeaseLost, a constraint) is raised at once. When `give_up()` turns
     true during an outage, raises DatabaseAway. A transaction slower than `slow` seconds counts as an outage for
-    the reaper's grace, since a stalled connection fails nothing but delays everyone.
+    the reaper's grace, since a stalled connection fails nothing but delays everyone. The retries are told in
+    `logger` (a job's `JobLogger`, for a write about a job: the lines then go into the job's log).
     """
     delay, failures = FIRST_DELAY, 0
     while True:
@@ -89,7 +91,7 @@ def write(
                 raise DatabaseAway(f"{what}: database unavailable ({first_line(exc)})") from exc
             # The first failure and then every tenth: an outage of minutes does not flood the log.
             if failures == 1 or failures % 10 == 0:
-                log.warning(
+                logger.warning(
                     "%s: database unavailable (%s); retrying every %.1f s at most", what, first_line(exc), MAX_DELAY
                 )
             time.sleep(delay)
@@ -98,5 +100,5 @@ def write(
         if time.monotonic() - started > slow:
             outages(sessions).note()
         if failures:
-            log.info("%s: done after %d failed attempt(s); the database is back", what, failures)
+            logger.info("%s: done after %d failed attempt(s); the database is back", what, failures)
         return result

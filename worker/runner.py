@@ -9,12 +9,10 @@ What is not the job's fault does not fail it: a database write that cannot get t
 checkpoint once there is room (`worker.disk`).
 """
 
-import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,18 +22,18 @@ from service.config import Settings
 from service.models import Status
 from service.storage import ArtifactStore
 from worker import checkpoint, disk, retry
-from worker.checkpoint import Checkpoints
+from worker.checkpoint import Checkpoint, Checkpoints
 from worker.data import DataError, Dataset, load_dataset
 from worker.disk import DiskFull
 from worker.hardware import TrainingError, check_precision, resolve_device
 from worker.hooks import EpochEnd, StartInfo, Stopped, StopReason
+from worker.joblog import JobLogger
 from worker.pictures.epoch import JobPictures
 from worker.progress import Progress
 from worker.publish import ArtifactWriter, Publisher
 from worker.train import fit
 from worker.tuning import Tuning
 
-log = logging.getLogger("worker")
 T = TypeVar("T")
 
 
@@ -58,41 +56,57 @@ class JobRun:
         self.resume_step = 0
         self.pictures: JobPictures  # once the data is loaded: the mistakes grid shows test images
         self._state_dict: Callable[[], dict[str, torch.Tensor]] = dict
+        self.log = JobLogger(claim.job_id)
 
     # ------------------------------------------------------------ the whole run
 
     def run(self) -> Status | None:
         """Train to the end and record how it ended: the job's final (or handed-back) status, or None when
         the lease was lost (another worker owns the job, and this one recorded nothing)."""
-        spec, job_id = self.claim.spec, self.claim.job_id
         try:
-            check_precision(spec.precision, resolve_device(spec.device))
-            data = self.load_data()
-            self.pictures = JobPictures(self.files, spec, data)
-            resume = self._resume()
-            epochs_left = spec.epochs - (len(resume["history"]) if resume else 0)
-            disk.require(self.files.staging, disk.largest_write(spec, epochs_left))
-            if spec.max_runtime_seconds:
-                self.deadline = time.monotonic() + spec.max_runtime_seconds
-            fit(spec, data, self, resume, Tuning.parse(self.settings.engine_tuning))
-            # The last epoch's pictures are drawing in the background; save the weights meanwhile.
-            disk.require(self.files.staging, disk.weights_bytes())
-            self.files.publish(artifacts.WEIGHTS, lambda p: checkpoint.save(self._state_dict(), p))
-            self.publisher.wait()
-            status = self._end(Status.SUCCEEDED)
-            if status == Status.SUCCEEDED:  # not when the lease was lost: the new owner may resume from them
-                self.checkpoints.discard_all()  # weights.pt holds what a user needs
-                self.files.store.discard_staging(job_id)  # and what killed attempts left half-written
-            return status
+            return self._settle(self._train)
+        finally:
+            self.publisher.close()
+            self.files.discard()
+
+    def _train(self) -> Status | None:
+        """Load the data, train from where the job stopped (if it did), publish the weights, mark it succeeded."""
+        spec, job_id = self.claim.spec, self.claim.job_id
+        check_precision(spec.precision, resolve_device(spec.device))
+        data = self.load_data()
+        self.pictures = JobPictures(self.files, spec, data)
+        resume = self._resume()
+        epochs_left = spec.epochs - (len(resume.history) if resume else 0)
+        disk.require(self.files.staging, disk.largest_write(spec, epochs_left))
+        if spec.max_runtime_seconds:
+            self.deadline = time.monotonic() + spec.max_runtime_seconds
+        fit(spec, data, self, resume, Tuning.parse(self.settings.engine_tuning))
+        # The last epoch's pictures are drawing in the background; save the weights meanwhile.
+        disk.require(self.files.staging, disk.weights_bytes())
+        self.files.publish(artifacts.WEIGHTS, lambda p: checkpoint.save(self._state_dict(), p))
+        self.publisher.wait()
+        status = self._end(Status.SUCCEEDED)
+        if status == Status.SUCCEEDED:  # not when the lease was lost: the new owner may resume from them
+            self.checkpoints.discard_all()  # weights.pt holds what a user needs
+            self.files.store.discard_staging(job_id)  # and what killed attempts left half-written
+        return status
+
+    def _settle(self, work: Callable[[], Status | None]) -> Status | None:
+        """`work()`'s status, or what its exception makes of the job: the one place a run's endings are told apart.
+
+        A stop is settled here too (its own checkpoint and marking may meet a lost lease, a full disk or a database
+        gone away like any other write)."""
+        try:
+            return work()
         except Stopped as stop:
-            return self._stopped(stop)
+            return self._settle(partial(self._stopped, stop))
         except jobs.LeaseLost:
-            log.warning("job %s: lease lost; another worker owns it now", job_id)
+            self.log.warning("lease lost; another worker owns it now")
             return None
         except DiskFull as full:
             return self._wait_for_disk(full)
         except retry.DatabaseAway as away:
-            log.warning("%s; stopping, and leaving the job to its lease", away)
+            self.log.warning("%s; leaving the job to its lease", away)
             return None
         except (DataError, TrainingError) as exc:
             return self._end(Status.FAILED, str(exc))
@@ -101,11 +115,8 @@ class JobRun:
                 Status.FAILED, "out of memory on the training device: try a smaller batch_size or image_size"
             )
         except Exception as exc:
-            log.exception("job %s failed", job_id)
+            self.log.exception("failed")
             return self._end(Status.FAILED, f"{type(exc).__name__}: {exc}")
-        finally:
-            self.publisher.close()
-            self.files.discard()
 
     def load_data(self) -> Dataset:
         """The job's training and test images, as its spec asks."""
@@ -114,34 +125,22 @@ class JobRun:
 
     def _write(self, work: Callable[[Session], T], what: str) -> T:
         """One database write for this job, retried while the database is unreachable (see `worker.retry`)."""
-        return retry.write(self.sessions, work, f"job {self.claim.job_id}: {what}", self._give_up)
+        return retry.write(self.sessions, work, what, self._give_up, logger=self.log)
 
     def _give_up(self) -> bool:
         """Whether a database write should stop retrying: the worker is shutting down, or lost the job anyway."""
         return self.stop_reason in (StopReason.SHUTDOWN, StopReason.LEASE)
 
     def _stopped(self, stop: Stopped) -> Status | None:
-        job_id = self.claim.job_id
+        """Training stopped between steps: hand the job back at a checkpoint, or end it, as the reason says."""
         if stop.reason == StopReason.LEASE:
-            log.warning("job %s: lease lost; stopping without writing", job_id)
+            self.log.warning("lease lost; stopping without writing")
             return None
-        try:
-            self.publisher.wait()  # the previous epoch's checkpoint and pictures first
-        except jobs.LeaseLost:
-            log.warning("job %s: lease lost while stopping; leaving it to its new owner", job_id)
-            return None
-        except DiskFull as full:
-            return self._wait_for_disk(full)
-        except retry.DatabaseAway as away:
-            log.warning("%s; leaving the job to its lease", away)
-            return None
+        self.publisher.wait()  # the previous epoch's checkpoint and pictures first
         if stop.reason == StopReason.SHUTDOWN and stop.checkpoint is not None:
-            name = self.checkpoints.save(stop.checkpoint(), mid_epoch=True)
-            try:
-                self.checkpoints.commit(name, point=jobs.hand_back)
-            except jobs.LeaseLost:
-                return None
-            log.info("job %s: handed back to the queue at its checkpoint %s", job_id, name)
+            name = self.checkpoints.save(stop.checkpoint())
+            self.checkpoints.commit(name, point=jobs.hand_back)
+            self.log.info("handed back to the queue at its checkpoint %s", name)
             return Status.QUEUED
         if stop.reason == StopReason.TIMEOUT:
             limit = self.claim.spec.max_runtime_seconds
@@ -153,7 +152,7 @@ class JobRun:
         job_id, token = self.claim.job_id, self.claim.token
         self.disk_full = full
         self.publisher.close()
-        log.warning("job %s: %s; back to the queue until there is room", job_id, full)
+        self.log.warning("%s; back to the queue until there is room", full)
         try:
             self._write(lambda s: jobs.hand_back(s, job_id, token, None, waiting_for=str(full)), "handing it back")
         except (jobs.LeaseLost, retry.DatabaseAway):
@@ -169,26 +168,25 @@ class JobRun:
         except jobs.LeaseLost:
             # After a connection lost during the commit, the retry finds its own write done: not a lost lease.
             if self._write(lambda s: queries.job_row(s, job_id).status, "reading its status") != status:
-                log.warning("job %s: lease lost before it could be marked %s", job_id, status)
+                self.log.warning("lease lost before it could be marked %s", status)
                 return None
         except retry.DatabaseAway as away:
-            log.warning("%s; leaving the job to its lease", away)
+            self.log.warning("%s; leaving the job to its lease", away)
             return None
-        log.info("job %s: %s%s", job_id, status, f" ({error})" if error else "")
+        self.log.info("%s%s", status, f" ({error})" if error else "")
         return status
 
-    def _resume(self) -> dict[str, Any] | None:
-        state = self.checkpoints.load()
-        if state is not None:
-            self.resume_step = int(state.get("step", 0))
-            log.info(
-                "job %s: resuming after epoch %d, step %d", self.claim.job_id, len(state["history"]), self.resume_step
-            )
-        return state
+    def _resume(self) -> Checkpoint | None:
+        saved = self.checkpoints.load()
+        if saved is not None:
+            self.resume_step = saved.step
+            self.log.info("resuming after epoch %d, step %d", len(saved.history), saved.step)
+        return saved
 
     # ------------------------------------------------------------ hooks called by `fit`
 
     def on_start(self, info: StartInfo) -> None:
+        """Training starts: record its device and size, and draw the initial pictures."""
         done = info.start_epoch * info.steps_per_epoch + self.resume_step
         self.progress = Progress(
             steps_done=done, steps_total=info.steps_total, steps_at_start=done, started=time.monotonic()
@@ -198,9 +196,8 @@ class JobRun:
             lambda s: records.training_started(s, job_id, token, info.device, info.parameter_count, info.steps_total),
             "recording its start",
         )
-        log.info(
-            "job %s: training on %s (%s), %d parameters, %d steps, from epoch %d",
-            self.claim.job_id,
+        self.log.info(
+            "training on %s (%s), %d parameters, %d steps, from epoch %d",
             info.device,
             info.precision,
             info.parameter_count,
@@ -210,6 +207,7 @@ class JobRun:
         self.publisher.submit(partial(self.pictures.start, info.precision, info.initial))
 
     def on_step(self, steps_done: int) -> None:
+        """A step ended: note the progress; stop if asked to or out of time; raise a background failure."""
         self.progress.step(steps_done)
         if self.stop_reason is not None:
             raise Stopped(self.stop_reason)
@@ -218,11 +216,11 @@ class JobRun:
         self.publisher.check()
 
     def on_epoch_end(self, end: EpochEnd) -> None:
+        """An epoch ended: record it, then checkpoint and draw it on the background threads."""
         r, job_id, token = end.result, self.claim.job_id, self.claim.token
-        self._write(lambda s: records.record_epoch(s, job_id, token, asdict(r)), f"recording epoch {r.epoch}")
-        log.info(
-            "job %s: epoch %d/%d train_loss=%.4f test_loss=%.4f test_accuracy=%.4f (%.1f s, %.0f images/s)",
-            job_id,
+        self._write(lambda s: records.record_epoch(s, job_id, token, r), f"recording epoch {r.epoch}")
+        self.log.info(
+            "epoch %d/%d train_loss=%.4f test_loss=%.4f test_accuracy=%.4f (%.1f s, %.0f images/s)",
             r.epoch,
             self.claim.spec.epochs,
             r.train_loss,
@@ -235,11 +233,8 @@ class JobRun:
         # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
         # one epoch, redone from the previous checkpoint.
         final = r.epoch == self.claim.spec.epochs
-        snapshot = None if final else checkpoint.to_cpu_copy(end.checkpoint())
-        rows = [asdict(h) for h in end.history]
-        initial, trained = end.initial, end.trained
-
+        snapshot = None if final else end.checkpoint().on_host()
         if snapshot is not None:  # on the publisher's threads, while the next epoch trains
-            save = partial(self.checkpoints.save, snapshot, mid_epoch=False)
+            save = partial(self.checkpoints.save, snapshot)
             self.publisher.submit(lambda: self.checkpoints.commit(save()), lane="checkpoints")
-        self.publisher.submit(partial(self.pictures.epoch, rows, initial, trained))
+        self.publisher.submit(partial(self.pictures.epoch, end.history, end.initial, end.trained))

@@ -1,16 +1,21 @@
 """A helper process that the API keeps for work it must not do itself (drawing with matplotlib, inference with torch).
 
 It is started on first use (so the API starts without loading any of that), restarted if it dies, and spoken to
-one JSON line at a time over stdin/stdout. An answer that takes longer than `timeout` kills it: the request gets a
-503 and the next one starts a fresh process.
+one JSON line at a time over stdin/stdout: a request and its answer are models of `service.contracts`, validated on
+both sides. An answer that takes longer than `timeout` kills it: the request gets a 503 and the next one starts a
+fresh process.
 """
 
 import asyncio
-import json
 import sys
-from typing import Any
+from typing import TypeVar
 
+from pydantic import ValidationError
+
+from service.contracts import Answer, Contract, problems
 from service.errors import ServiceUnavailable
+
+A = TypeVar("A", bound=Answer)
 
 
 class ChildProcess:
@@ -21,13 +26,14 @@ class ChildProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.lock = asyncio.Lock()
 
-    async def ask(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Send `request` and return the answer; ServiceUnavailable if the process cannot start, dies or is too slow."""
+    async def ask(self, request: Contract, answer: type[A]) -> A:
+        """Send `request` and return the answer, an `answer`; ServiceUnavailable if the process cannot start, dies, is
+        too slow or answers something else."""
         async with self.lock:  # the process answers in order: one request in flight
             process = await self._process()
             assert process.stdin is not None and process.stdout is not None
             try:
-                process.stdin.write(json.dumps(request).encode() + b"\n")
+                process.stdin.write(request.model_dump_json().encode() + b"\n")
                 await process.stdin.drain()
                 line = await asyncio.wait_for(process.stdout.readline(), self.timeout)
             except (TimeoutError, ConnectionError) as exc:
@@ -36,8 +42,11 @@ class ChildProcess:
             if not line:
                 await self.close()
                 raise ServiceUnavailable(f"the {self.what} process stopped; try again")
-            answer: dict[str, Any] = json.loads(line)
-            return answer
+            try:
+                return answer.model_validate_json(line)
+            except ValidationError as exc:  # not one of ours, or out of step: a fresh process is the cure
+                await self.close()
+                raise ServiceUnavailable(f"the {self.what} process answered nonsense ({problems(exc)})") from exc
 
     async def _process(self) -> asyncio.subprocess.Process:
         if self.process is None or self.process.returncode is not None:

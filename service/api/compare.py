@@ -1,21 +1,21 @@
 """Comparing jobs: which ones (`?ids=1,2,3`), the spec fields that set them apart, and their per-epoch series."""
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from service import queries
 from service.api.schemas import CompareJob, CompareOut, SeriesPoint
+from service.contracts import CompareDraw, CompareMetric, CompareSeries
 from service.errors import InvalidRequest, NotFound
 from service.models import Status
 from service.spec import LABEL_ORDER, JobSpec, differing_fields, label
 
 # The most jobs one comparison shows: twenty lines are what a legend can still tell apart (ten colours × two styles).
 MAX_JOBS = 20
-Metric = Literal["test_accuracy", "test_loss", "train_loss"]
-METRICS: tuple[Metric, ...] = get_args(Metric)
+METRICS: tuple[CompareMetric, ...] = get_args(CompareMetric)
 # What every compared job shares is said once, in the chart's subtitle; these say nothing about how a run learns.
 QUIET_FIELDS = {"device", "conv2_filter", "max_attempts", "max_runtime_seconds"}
 
@@ -82,22 +82,21 @@ def compare_out(jobs: Sequence[Row[Any]], series: Mapping[int, Sequence[Row[Any]
     return CompareOut(differing=differing, jobs=out, links=links([j.id for j in jobs]))
 
 
-def chart_request(comparison: CompareOut, metric: Metric) -> dict[str, Any]:
+def chart_request(comparison: CompareOut, metric: CompareMetric) -> CompareDraw:
     """What the drawing process needs for the chart of one metric: a labelled series per job, and what they share."""
     shared = [f for f in LABEL_ORDER if f not in comparison.differing and f not in QUIET_FIELDS]
     first = comparison.jobs[0].spec.model_dump(mode="json") if comparison.jobs else {}
-    return {
-        "kind": "compare",
-        "metric": metric,
-        "series": [
-            {
-                "label": f"{j.label} (job {j.id})" if j.label != f"job {j.id}" else j.label,
-                "status": j.status.value,
-                "epochs": [p.epoch for p in j.epochs],
-                "values": [getattr(p, metric) for p in j.epochs],
-            }
+    return CompareDraw(
+        metric=metric,
+        series=[
+            CompareSeries(
+                label=f"{j.label} (job {j.id})" if j.label != f"job {j.id}" else j.label,
+                status=j.status.value,
+                epochs=[p.epoch for p in j.epochs],
+                values=[getattr(p, metric) for p in j.epochs],
+            )
             for j in comparison.jobs
         ],
         # Commas here: a dozen fields joined by spaces alone run together.
-        "shared": label({f: first[f] for f in shared}, separator=", ") if first else "",
-    }
+        shared=label({f: first[f] for f in shared}, separator=", ") if first else "",
+    )

@@ -2,13 +2,13 @@
 torch: it keeps the most recently used few models loaded, and gets 3,072 bytes of 32×32 RGB per request."""
 
 import asyncio
-import base64
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
 from service.api import images
 from service.api.child import ChildProcess
+from service.contracts import PredictAnswer, PredictRequest
 from service.errors import ServiceUnavailable
 
 # Uploads decoded at once: a 40-megapixel PNG holds ~120 MB while it is reduced; two at a time bound that.
@@ -32,18 +32,11 @@ class Predictor:
 
     async def probabilities(self, weights: Path, key: str, image_size: int, pixels: bytes) -> list[float]:
         """Each class's probability for the 32×32 RGB `pixels`, from the model in `weights` (cached by `key`)."""
-        answer = await self.child.ask(
-            {
-                "weights": str(weights),
-                "key": key,
-                "image_size": image_size,
-                "pixels": base64.b64encode(pixels).decode(),
-            }
-        )
-        if "error" in answer:
-            raise ServiceUnavailable(f"the prediction failed: {answer['error']}")
-        probabilities: list[float] = answer["probabilities"]
-        return probabilities
+        request = PredictRequest(weights=str(weights), key=key, image_size=image_size, pixels=pixels)
+        answer = await self.child.ask(request, PredictAnswer)
+        if answer.error is not None:
+            raise ServiceUnavailable(f"the prediction failed: {answer.error}")
+        return answer.probabilities
 
     async def close(self) -> None:
         """Stop the inference process, if there is one."""

@@ -7,8 +7,9 @@ from fastapi import Response
 from pydantic import BaseModel
 from sqlalchemy import Row
 
+from service import records
 from service.api.schemas import EpochMetricOut, ErrorBody, JobOut, Progress
-from service.artifacts import METRIC_FIELDS, per_class_accuracy
+from service.contracts import EpochRecord
 from service.models import Job, Status
 from service.spec import JobSpec
 
@@ -79,15 +80,15 @@ def json_response(body: BaseModel, status_code: int = 200, headers: Mapping[str,
     return Response(body.model_dump_json(), status_code=status_code, headers=headers, media_type="application/json")
 
 
-def epoch_record(row: Row[Any]) -> dict[str, Any]:
-    """An epoch_metrics row as one mapping: its scalars and what it keeps in `details` (see artifacts.metrics_csv)."""
-    return {**{k: getattr(row, k) for k in METRIC_FIELDS}, **(row.details or {})}
+def epoch_record(row: Row[Any]) -> EpochRecord:
+    """An epoch_metrics row as the record the worker stored (see `service.records.epoch_record`)."""
+    return records.epoch_record(row)
 
 
-def epoch_out(record: Mapping[str, Any]) -> EpochMetricOut:
+def epoch_out(record: EpochRecord) -> EpochMetricOut:
     """One epoch as `GET /jobs/{id}/metrics` shows it."""
     return EpochMetricOut(
-        **{k: record[k] for k in METRIC_FIELDS},
-        per_class_accuracy=per_class_accuracy(record.get("confusion") or [], record.get("classes") or []),
-        weight_change=record.get("weight_change"),
+        **record.scalars(),
+        per_class_accuracy=record.per_class_accuracy(),
+        weight_change=record.weight_change or None,
     )

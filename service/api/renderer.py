@@ -1,18 +1,18 @@
 """Pictures of a job's history, drawn on request by a child process (`python -m worker.pictures.server`).
 
 The API process never loads numpy or matplotlib: it keeps one drawing process (`service.api.child`), sends it one
-JSON request at a time, and caches what it drew under `cache_dir` by a key that changes whenever the numbers
-behind the picture change. A request that takes longer than `timeout` kills the process (the next request starts
-another) and answers 503.
+`DrawOrder` at a time (`service.contracts`), and caches what it drew under `cache_dir` by a key that changes whenever
+the numbers behind the picture change. A request that takes longer than `timeout` kills the process (the next
+request starts another) and answers 503.
 """
 
 import asyncio
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from service.api.child import ChildProcess
+from service.contracts import DrawAnswer, DrawOrder, DrawRequest
 from service.errors import ServiceUnavailable
 
 log = logging.getLogger("service")
@@ -28,22 +28,23 @@ class Renderer:
         self.cache_dir = cache_dir
         self.child = ChildProcess("worker.pictures.server", "drawing", timeout)
         self.lock = asyncio.Lock()
-        self.requests = 0
 
-    async def draw(self, request: dict[str, Any], key: str, suffix: str) -> Path:
-        """The picture `request` describes: from the cache when `key` was drawn before, else drawn now."""
+    async def draw(self, picture: DrawRequest, key: str, suffix: str) -> Path:
+        """The picture described: from the cache when `key` was drawn before, else drawn now.
+
+        The order is validated before anything is sent (a picture built without validation is refused here)."""
         out = self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}{suffix}"
+        order = DrawOrder(out=str(out), picture=picture)
         if out.is_file():
             return out
         async with self.lock:  # one drawing at a time
             if out.is_file():  # drawn while this request waited
                 return out
-            self.requests += 1
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            answer = await self.child.ask({**request, "id": self.requests, "out": str(out)})
-        if "error" in answer:
-            log.error("drawing %s failed: %s", request.get("kind"), answer["error"])
-            raise ServiceUnavailable(f"the picture could not be drawn: {answer['error']}")
+            answer = await self.child.ask(order, DrawAnswer)
+        if answer.error is not None:
+            log.error("drawing %s failed: %s", picture.kind, answer.error)
+            raise ServiceUnavailable(f"the picture could not be drawn: {answer.error}")
         self._prune()
         return out
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.artifacts import Layer, Stage
+from service.contracts import EpochScalars, WeightChange
 from service.models import Status
 from service.spec import JobSpec
 
@@ -54,18 +55,11 @@ class JobList(BaseModel):
     offset: int
 
 
-class WeightChange(BaseModel):
-    from_initial: float = Field(description="‖W_t − W_0‖ / ‖W_0‖: how far the layer has moved from its initialisation.")
-    from_previous: float = Field(description="‖W_t − W_{t−1}‖ / ‖W_{t−1}‖: how far it moved in this epoch.")
+class EpochMetricOut(EpochScalars):
+    """One epoch: its losses, accuracy, time and speed, with per-class accuracy and each layer's weight change."""
 
+    model_config = ConfigDict(extra="ignore")  # an answer, not a message in: no schema of refused extras
 
-class EpochMetricOut(BaseModel):
-    epoch: int
-    train_loss: float = Field(description="Mean training loss over the epoch (NLL).")
-    test_loss: float
-    test_accuracy: float = Field(description="0–1.")
-    seconds: float = Field(description="Training and evaluation.")
-    images_per_second: float = Field(description="Training images per second.")
     per_class_accuracy: dict[str, float] | None = Field(
         None, description="Each class's test accuracy (0–1), by class name.", examples=[{"airplane": 0.61, "cat": 0.32}]
     )

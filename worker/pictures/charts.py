@@ -1,11 +1,11 @@
-"""Charts of a run's numbers: learning curves, the confusion matrix and how far each layer's weights moved.
+"""Charts of a run's epochs: the learning curves, and how far each layer's weights moved.
 
-Pure functions from plain numbers to a PNG file, drawn with matplotlib's object API like the kernel grids in
-`worker.pictures.kernels` (which also owns the atomic write).
+Pure functions from epoch records (`service.contracts.EpochRecord`) to a PNG file, drawn with matplotlib's object
+API like the kernel grids in `worker.pictures.kernels` (whose `save_png` writes them).
 """
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from service.contracts import EpochRecord
 from service.spec import compact_number
 from worker.measures import LAYER_NAMES
 from worker.pictures import kernels
@@ -22,16 +23,9 @@ MAX_MARKED_EPOCHS = 60
 # CIFAR-10 has 10 balanced classes, so guessing scores 10 % and a uniform guess has loss ln 10.
 CHANCE_PERCENT = 10.0
 CHANCE_LOSS = math.log(10)
-# 1000×400 px curves; the confusion matrix is sized so that ten class names and four-digit counts never crowd;
-# the weight-change chart leaves room for a two-row legend under its panels.
+# 1000×400 px curves; the weight-change chart leaves room for a two-row legend under its panels.
 CURVES_SIZE_IN = (10.0, 4.0)
-CONFUSION_SIZE_IN = (8.0, 7.4)
 WEIGHT_CHANGE_SIZE_IN = (12.0, 5.2)
-# Above this many classes a count no longer fits in its cell; the colours still tell the story.
-MAX_LABELLED_CLASSES = 30
-# Cells darker than this (relative luminance, 0 black to 1 white) get white counts, lighter ones black:
-# whichever differs more from the cell.
-DARK_CELL = 0.5
 
 DATASET_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
@@ -53,7 +47,7 @@ def run_title(
 
 
 def draw_curves(
-    epochs: Sequence[Mapping[str, Any]],
+    epochs: Sequence[EpochRecord],
     path: Path,
     title: str = "AlexNet on CIFAR-10",
     steps: Sequence[tuple[float, float]] | None = None,
@@ -65,9 +59,9 @@ def draw_curves(
     """
     fig = Figure(figsize=CURVES_SIZE_IN, dpi=kernels.DPI, layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
-    x = np.array([e["epoch"] for e in epochs], dtype=np.float64)
+    x = np.array([e.epoch for e in epochs], dtype=np.float64)
     train_loss, test_loss, accuracy = (
-        _finite_or_nan([e[key] for e in epochs]) for key in ("train_loss", "test_loss", "test_accuracy")
+        _finite_or_nan([getattr(e, key) for e in epochs]) for key in ("train_loss", "test_loss", "test_accuracy")
     )
     step_x = np.array([s[0] for s in steps or ()], dtype=np.float64)
     step_loss = _finite_or_nan([s[1] for s in steps or ()])
@@ -114,53 +108,13 @@ def draw_curves(
     kernels.save_png(fig, path)
 
 
-def draw_confusion(
-    matrix: Sequence[Sequence[int]], classes: Sequence[str], epoch: int, path: Path, title: str = ""
-) -> None:
-    """Draw an N×N confusion matrix (rows: true class, columns: predicted) with counts into the PNG at `path`.
-
-    The colour of a cell is its share of the true class (the row), so a rare class reads as clearly as a common one.
-    """
-    counts = np.asarray(matrix, dtype=np.int64)
-    n = len(classes)
-    if n == 0:
-        raise ValueError("a confusion matrix needs at least one class; there is nothing to draw")
-    if counts.shape != (n, n):
-        raise ValueError(f"a confusion matrix for {n} classes must have shape ({n}, {n}), got {counts.shape}")
-    totals = counts.sum(axis=1, keepdims=True)
-    # A class absent from the test set has an empty row: drawn as 0 instead of dividing by zero.
-    shares = counts / np.where(totals > 0, totals, 1)
-    correct, seen = int(np.trace(counts)), int(counts.sum())
-    accuracy = f"accuracy {100 * correct / seen:.1f} % ({correct:,} of {seen:,})" if seen else "no test images"
-
-    fig = Figure(figsize=CONFUSION_SIZE_IN, dpi=kernels.DPI, layout="constrained")
-    ax = fig.add_subplot()
-    shown = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(shown, ax=ax, shrink=0.8, label="fraction of the true class")
-    ticks = np.arange(n)
-    ax.set_xticks(ticks, list(classes), rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(ticks, list(classes))
-    ax.set(xlabel="predicted", ylabel="true", title=f"Test set, epoch {epoch} — {accuracy}")
-    if n <= MAX_LABELLED_CLASSES:
-        # 10 pt up to ten classes; beyond, the cells shrink as 1/N and so does the text (5 pt at 20 classes).
-        size = min(10.0, 100 / n)
-        for (row, col), count in np.ndenumerate(counts):
-            colour = "white" if _luminance(shown.to_rgba(shares[row, col])) < DARK_CELL else "black"
-            ax.text(col, row, f"{count}", ha="center", va="center", color=colour, fontsize=size)
-    if title:
-        fig.suptitle(title, fontsize=13)
-    kernels.save_png(fig, path)
-
-
-def draw_weight_change(epochs: Sequence[Mapping[str, Any]], path: Path, title: str = "") -> None:
-    """Draw each layer's relative weight change, from initialisation and from the previous epoch, into `path`.
-
-    `epochs` holds {"epoch": k, "weight_change": {layer: {"from_initial": r, "from_previous": r}}} per epoch.
-    """
+def draw_weight_change(epochs: Sequence[EpochRecord], path: Path, title: str = "") -> None:
+    """Draw each layer's relative weight change, from initialisation and from the previous epoch, into `path`
+    (the layers of the first epoch's `weight_change`)."""
     fig = Figure(figsize=WEIGHT_CHANGE_SIZE_IN, dpi=kernels.DPI, layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
-    x = np.array([e["epoch"] for e in epochs], dtype=np.float64)
-    layers = list(epochs[0]["weight_change"]) if epochs else []
+    x = np.array([e.epoch for e in epochs], dtype=np.float64)
+    layers = list(epochs[0].weight_change) if epochs else []
     panels = (
         ("from_initial", "from initialisation: $\\|W_t - W_0\\| \\,/\\, \\|W_0\\|$"),
         ("from_previous", "from the previous epoch: $\\|W_t - W_{t-1}\\| \\,/\\, \\|W_{t-1}\\|$"),
@@ -168,7 +122,7 @@ def draw_weight_change(epochs: Sequence[Mapping[str, Any]], path: Path, title: s
     style: dict[str, Any] = {"marker": "o", "markersize": 3} if len(x) <= MAX_MARKED_EPOCHS else {}
     for ax, (key, panel_title) in zip(axes, panels, strict=True):
         for index, layer in enumerate(layers):
-            values = _finite_or_nan([e["weight_change"].get(layer, {}).get(key, math.nan) for e in epochs])
+            values = _finite_or_nan([_change(e, layer, key) for e in epochs])
             # A log axis cannot show 0 (a frozen layer); a gap says "no change" better than a line to -inf.
             values[values <= 0] = np.nan
             name = LAYER_NAMES.get(layer)
@@ -195,9 +149,9 @@ def draw_weight_change(epochs: Sequence[Mapping[str, Any]], path: Path, title: s
     kernels.save_png(fig, path)
 
 
-def _luminance(rgba: Sequence[float] | np.ndarray) -> float:
-    red, green, blue = rgba[:3]
-    return float(0.2126 * red + 0.7152 * green + 0.0722 * blue)  # Rec. 709 weights: green looks brightest
+def _change(epoch: EpochRecord, layer: str, kind: str) -> float:
+    change = epoch.weight_change.get(layer)
+    return math.nan if change is None else float(getattr(change, kind))  # an epoch that did not measure it: a gap
 
 
 def _finite_or_nan(values: Sequence[float]) -> np.ndarray:

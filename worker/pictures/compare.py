@@ -1,9 +1,10 @@
 """The comparison chart: one metric over the epochs, a line per job, each labelled by what sets it apart.
 
-A pure function from plain numbers to a PNG, drawn with matplotlib's object API like `worker.pictures.charts`.
+A pure function from the series of a `service.contracts.CompareDraw` to a PNG, drawn with matplotlib's object API
+like `worker.pictures.charts`.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from service.contracts import CompareMetric, CompareSeries
 from worker.pictures import kernels
 from worker.pictures.charts import CHANCE_LOSS, CHANCE_PERCENT, MAX_MARKED_EPOCHS
 
@@ -34,26 +36,26 @@ MAX_LABEL_CHARS = 44
 
 
 def draw_compare(
-    series: Sequence[Mapping[str, Any]], metric: str, path: Path, shared: str = "", title: str = ""
+    series: Sequence[CompareSeries], metric: CompareMetric, path: Path, shared: str = "", title: str = ""
 ) -> None:
-    """Draw `metric` per epoch for each of `series` ({"label", "status", "epochs", "values"}) into the PNG `path`."""
+    """Draw `metric` per epoch for each of `series`, a line each, into the PNG `path`."""
     name, unit_label, scale = METRICS[metric]
     fig = Figure(figsize=SIZE_IN, dpi=kernels.DPI, layout="constrained")
     ax = fig.add_subplot()
-    longest = max((len(s["epochs"]) for s in series), default=0)
+    longest = max((len(s.epochs) for s in series), default=0)
     highest = 0.0
     for index, line in enumerate(series):
-        x = np.asarray(line["epochs"], dtype=np.float64)
-        values = np.asarray(line["values"], dtype=np.float64) * scale
+        x = np.asarray(line.epochs, dtype=np.float64)
+        values = np.asarray(line.values, dtype=np.float64) * scale
         # A diverged run reports inf; a gap says so better than an axis stretched to infinity.
         values = np.where(np.isfinite(values), values, np.nan)
         if np.isfinite(values).any():
             highest = max(highest, float(np.nanmax(values)))
-        text = _short(line["label"])
+        text = _short(line.label)
         if not len(x):
             text += " — no epoch yet"
-        elif line.get("status") not in (None, "succeeded"):
-            text += f" — {line['status']}"
+        elif line.status != "succeeded":
+            text += f" — {line.status}"
         marker: dict[str, Any] = (
             {"marker": MARKERS[index % len(MARKERS)], "markersize": 5} if longest <= MAX_MARKED_EPOCHS else {}
         )

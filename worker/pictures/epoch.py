@@ -8,16 +8,16 @@ from which the API draws any epoch's grids and the evolution GIFs. Runs on the p
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from service import artifacts
 from service.artifacts import Stage
+from service.contracts import EpochRecord
 from service.spec import JobSpec
 from worker.data import Dataset
 from worker.model import Kernels
-from worker.pictures import charts, kernels, mistakes
+from worker.pictures import charts, confusion, kernels, mistakes
 from worker.publish import ArtifactWriter
 
 
@@ -27,12 +27,12 @@ def save_kernels(k: Kernels, path: Path) -> None:
         np.savez_compressed(f, conv1=k.conv1.astype(np.float16), conv2=k.conv2.astype(np.float16))
 
 
-def step_points(rows: Sequence[dict[str, Any]]) -> list[tuple[float, float]]:
+def step_points(rows: Sequence[EpochRecord]) -> list[tuple[float, float]]:
     """Each step's loss at its place in epochs: step i (from 1) of n in epoch e sits at e − 1 + i / n."""
     points = []
     for row in rows:
-        losses = row.get("step_losses") or []
-        points += [(row["epoch"] - 1 + (i + 1) / len(losses), loss) for i, loss in enumerate(losses)]
+        losses = row.step_losses
+        points += [(row.epoch - 1 + (i + 1) / len(losses), loss) for i, loss in enumerate(losses)]
     return points
 
 
@@ -51,14 +51,14 @@ class JobPictures:
             [*self._kernels("initial", initial, 0), (artifacts.kernel_history(0), lambda p: save_kernels(initial, p))]
         )
 
-    def epoch(self, rows: list[dict[str, Any]], initial: Kernels, trained: Kernels) -> None:
-        """After an epoch: `rows` are every epoch's records so far (as `EpochResult`s), the last one this epoch's.
+    def epoch(self, rows: Sequence[EpochRecord], initial: Kernels, trained: Kernels) -> None:
+        """After an epoch: `rows` are every epoch's records so far, the last one this epoch's.
 
         Each file is published on its own: one that fails does not cost the others (the first error is raised
         once all were tried).
         """
         last, total = rows[-1], self.spec.epochs
-        epoch = last["epoch"]
+        epoch = last.epoch
         diff = Kernels(conv1=trained.conv1 - initial.conv1, conv2=trained.conv2 - initial.conv2)
         files: list[tuple[str, Callable[[Path], object]]] = [
             (artifacts.kernel_history(epoch), lambda p: save_kernels(trained, p)),
@@ -71,10 +71,12 @@ class JobPictures:
             *self._kernels("diff", diff, epoch),
             (artifacts.WEIGHT_CHANGE, lambda p: charts.draw_weight_change(rows, p, self.title)),
         ]
-        if last.get("classes"):
-            confusion, classes = last["confusion"], last["classes"]
+        if last.classes:
             files += [
-                (artifacts.CONFUSION, lambda p: charts.draw_confusion(confusion, classes, epoch, p, self.title)),
+                (
+                    artifacts.CONFUSION,
+                    lambda p: confusion.draw_confusion(last.confusion, last.classes, epoch, p, self.title),
+                ),
                 (artifacts.MISTAKES, lambda p: self._mistakes(last, p)),
             ]
         self._publish_all(files)
@@ -96,16 +98,16 @@ class JobPictures:
             (artifacts.kernel_image("conv2", stage), lambda p: kernels.draw_conv2(k.conv2, stage, epoch, f, p)),
         ]
 
-    def _mistakes(self, record: dict[str, Any], path: Path) -> None:
-        wrong = record["mistakes"]
-        indices = np.asarray(wrong["indices"], dtype=np.int64)
+    def _mistakes(self, record: EpochRecord, path: Path) -> None:
+        wrong = record.mistakes
+        indices = np.asarray(wrong.indices, dtype=np.int64)
         mistakes.draw_mistakes(
             self.data.test_images[indices],
             self.data.test_labels[indices].tolist(),
-            wrong["predicted"],
-            record["classes"],
-            record["epoch"],
+            wrong.predicted,
+            record.classes,
+            record.epoch,
             path,
             title=self.title,
-            total=wrong["count"],
+            total=wrong.count,
         )

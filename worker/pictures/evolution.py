@@ -6,7 +6,6 @@ would spend seconds on it. Drawn this way, 51 frames of conv1 (a 50-epoch job) t
 or "diff" alike, and make a ~5 MB file.
 """
 
-import os
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from PIL import Image, ImageDraw, ImageFont
 
+from worker.atomic import atomic_write
 from worker.pictures import kernels
 
 LAYERS = ("conv1", "conv2")
@@ -215,17 +215,12 @@ def _number(value: float) -> str:
 
 
 def _save_gif(frames: list[Image.Image], path: Path) -> None:
-    """Write the frames as a looping GIF, atomically like `kernels.save_png`: a reader never sees half a file."""
+    """Write the frames as a looping GIF, whole or not at all (`worker.atomic`)."""
     durations = [FRAME_MS] * (len(frames) - 1) + [LAST_FRAME_MS]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_write(path) as tmp:
         frames[0].save(
             tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0, optimize=False
         )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _check(layer: str, stage: str) -> None:

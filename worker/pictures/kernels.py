@@ -1,11 +1,10 @@
 """Pictures of what the first layers learned: conv1's kernels and one conv2 filter, as grids in PNG files.
 
 Only matplotlib's object API (`Figure`) is used, never `pyplot`: the worker is a long-lived process and pyplot
-keeps every figure in a global registry until someone remembers to close it. `save_png` is the one atomic write
-for these grids and for the charts in `worker.pictures.charts`.
+keeps every figure in a global registry until someone remembers to close it. `save_png` writes every picture of
+`worker.pictures` but the GIFs.
 """
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +12,8 @@ import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+
+from worker.atomic import atomic_write
 
 STAGES = ("initial", "trained", "diff")
 CONV1_SHAPE = (64, 3, 11, 11)
@@ -155,11 +156,6 @@ def _grid_figure(title: str, caption: str, size_in: tuple[float, float], with_ba
 
 
 def save_png(fig: Figure, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Write `fig` as a PNG at `path`, whole or not at all (`worker.atomic`): the API may be serving the old one."""
+    with atomic_write(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

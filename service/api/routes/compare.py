@@ -1,6 +1,5 @@
 """Jobs side by side: their specs, what sets them apart, and one chart with a line per job."""
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from service.api import compare
 from service.api.deps import ReadDatabaseDep, RendererDep
 from service.api.presenter import PNG, json_response
 from service.api.schemas import CompareOut
+from service.contracts import CompareMetric
 
 # Documents what `compare.parse_ids` accepts (up to MAX_JOBS ids); the route itself checks it, to say what is wrong.
 IDS_PATTERN = rf"^[0-9]{{1,19}}(,[0-9]{{1,19}}){{0,{compare.MAX_JOBS - 1}}}$"
@@ -35,11 +35,11 @@ async def compare_jobs(ids: Ids, db: ReadDatabaseDep) -> Response:
 
 @router.get("/compare.png", response_class=FileResponse, responses=PNG)
 async def compare_chart(
-    ids: Ids, db: ReadDatabaseDep, renderer: RendererDep, metric: compare.Metric = "test_accuracy"
+    ids: Ids, db: ReadDatabaseDep, renderer: RendererDep, metric: CompareMetric = "test_accuracy"
 ) -> Response:
     """One line per job of a metric over the epochs, each labelled by what sets it apart ("sgd lr 1e-2")."""
     wanted = compare.parse_ids(ids)
     request = compare.chart_request(await db.run(lambda s: compare.read(s, wanted)), metric)
     # The request holds every number drawn: the picture is redrawn exactly when one of them changes.
-    path = await renderer.draw(request, json.dumps(request, sort_keys=True), ".png")
+    path = await renderer.draw(request, request.model_dump_json(), ".png")
     return FileResponse(path, media_type="image/png")

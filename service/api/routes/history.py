@@ -11,13 +11,14 @@ from sqlalchemy import Row
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import artifacts, queries
+from service import artifacts, queries, records
 from service.api.deps import JobIdPath, ReadDatabaseDep, RendererDep, SettingsDep, StoreDep
 from service.api.presenter import PNG, json_response
 from service.api.routes.files import serve_artifact
 from service.api.schemas import KernelImageOut, KernelList
 from service.artifacts import Layer, Stage
 from service.config import Settings
+from service.contracts import ConfusionDraw, EvolutionDraw, KernelsDraw, MistakesDraw
 from service.errors import NotFound
 from service.spec import JobSpec
 from service.storage import ArtifactStore, local_copy
@@ -98,14 +99,13 @@ async def get_kernel_image(
     if epoch not in history:
         raise queries.epoch_not_found(job_id, epoch, sorted(history))
     used = [history[0], history[epoch]] if stage == "diff" and 0 in history else [history[epoch]]
-    request = {
-        "kind": "kernels",
-        "layer": layer,
-        "stage": stage,
-        "epoch": epoch,
-        "filter": JobSpec.model_validate(job.spec).conv2_filter,
-        "sources": await _sources(store, settings, used),
-    }
+    request = KernelsDraw(
+        layer=layer,
+        stage=stage,
+        epoch=epoch,
+        filter=JobSpec.model_validate(job.spec).conv2_filter,
+        sources=await _sources(store, settings, used),
+    )
     key = f"kernels {job_id} {layer} {stage} {epoch} " + " ".join(f"{r.key}@{r.updated_at}" for r in used)
     return FileResponse(await renderer.draw(request, key, ".png"), media_type="image/png")
 
@@ -127,14 +127,13 @@ async def get_kernel_evolution(
         raise NotFound(f"job {job_id} has no kernel history yet: it starts when training starts")
     rows = [history[e] for e in sorted(history)]
     spec = JobSpec.model_validate(job.spec)
-    request = {
-        "kind": "evolution",
-        "layer": layer,
-        "stage": stage,
-        "filter": spec.conv2_filter,
-        "title": f"job {job_id}" + (f" · {job.name}" if job.name else ""),
-        "sources": await _sources(store, settings, rows),
-    }
+    request = EvolutionDraw(
+        layer=layer,
+        stage=stage,
+        filter=spec.conv2_filter,
+        title=f"job {job_id}" + (f" · {job.name}" if job.name else ""),
+        sources=await _sources(store, settings, rows),
+    )
     key = f"evolution {job_id} {layer} {stage} " + " ".join(f"{r.key}@{r.updated_at}" for r in rows)
     return FileResponse(await renderer.draw(request, key, ".gif"), media_type="image/gif")
 
@@ -147,14 +146,8 @@ async def get_confusion_image(
     if epoch is None:
         return await serve_artifact(db, store, job_id, artifacts.CONFUSION)
     _, row = await db.run(lambda s: queries.evaluated_epoch(s, job_id, epoch))
-    details = row.details
-    request = {
-        "kind": "confusion",
-        "matrix": details["confusion"],
-        "classes": details["classes"],
-        "epoch": epoch,
-        "title": f"job {job_id}",
-    }
+    record = records.epoch_record(row)
+    request = ConfusionDraw(matrix=record.confusion, classes=record.classes, epoch=epoch, title=f"job {job_id}")
     path = await renderer.draw(request, f"confusion {job_id} {epoch} {row.created_at}", ".png")
     return FileResponse(path, media_type="image/png")
 
@@ -172,18 +165,15 @@ async def get_mistakes_image(
     if epoch is None:
         return await serve_artifact(db, store, job_id, artifacts.MISTAKES)
     job, row = await db.run(lambda s: queries.evaluated_epoch(s, job_id, epoch))
-    mistakes = row.details.get("mistakes") or {}
-    request = {
-        "kind": "mistakes",
-        "spec": job.spec,
-        "data_dir": str(Path(settings.data_dir).resolve()),
-        "indices": mistakes.get("indices", []),
-        "predicted": mistakes.get("predicted", []),
-        "count": mistakes.get("count", 0),
-        "classes": row.details["classes"],
-        "epoch": epoch,
-        "title": f"job {job_id}",
-    }
+    record = records.epoch_record(row)
+    request = MistakesDraw(
+        spec=JobSpec.model_validate(job.spec),
+        data_dir=str(Path(settings.data_dir).resolve()),
+        mistakes=record.mistakes,
+        classes=record.classes,
+        epoch=epoch,
+        title=f"job {job_id}",
+    )
     path = await renderer.draw(request, f"mistakes {job_id} {epoch} {row.created_at}", ".png")
     return FileResponse(path, media_type="image/png")
 

@@ -12,6 +12,7 @@ from service import artifacts, queries
 from service.api.deps import JobIdPath, ReadDatabaseDep
 from service.api.presenter import epoch_out, epoch_record, json_response
 from service.api.schemas import ConfusionOut, MetricsOut, StepPoint, StepsOut
+from service.contracts import EpochRecord
 from service.models import Status
 
 # The most points GET /jobs/{id}/metrics/steps returns: enough for a chart as wide as a screen, many times over.
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/jobs/{job_id}", tags=["metrics"])
 async def get_metrics(job_id: JobIdPath, db: ReadDatabaseDep, format: Literal["json", "csv"] = "json") -> Response:
     """Per epoch: losses, test accuracy (overall and per class), speed, and how far each layer's weights moved."""
 
-    def read(session: Session) -> tuple[Row[Any], list[dict[str, Any]]]:
+    def read(session: Session) -> tuple[Row[Any], list[EpochRecord]]:
         return queries.job_row(session, job_id), [epoch_record(r) for r in queries.epoch_rows(session, job_id)]
 
     job, records = await db.run(read)
@@ -46,11 +47,11 @@ async def get_step_losses(
     """The training loss of every step of the epochs finished so far; with more steps than `max_points`, the mean of
     each of at most `max_points` equal runs of steps."""
 
-    def read(session: Session) -> tuple[Row[Any], list[Row[Any]]]:
-        return queries.job_row(session, job_id), list(queries.epoch_rows(session, job_id))
+    def read(session: Session) -> tuple[Row[Any], list[EpochRecord]]:
+        return queries.job_row(session, job_id), [epoch_record(r) for r in queries.epoch_rows(session, job_id)]
 
-    job, rows = await db.run(read)
-    points = bucketed([(r.epoch, loss) for r in rows for loss in (r.details or {}).get("step_losses", [])], max_points)
+    job, records = await db.run(read)
+    points = bucketed([(r.epoch, loss) for r in records for loss in r.step_losses], max_points)
     if format == "csv":
         lines = ["step,epoch,train_loss", *(f"{p.step},{p.epoch},{p.train_loss!r}" for p in points)]
         return Response("\n".join(lines) + "\n", media_type="text/csv")
@@ -76,8 +77,7 @@ async def get_confusion(
     the predicted ones."""
 
     def read(session: Session) -> ConfusionOut:
-        _, chosen = queries.evaluated_epoch(session, job_id, epoch)
-        details = chosen.details
-        return ConfusionOut(job_id=job_id, epoch=chosen.epoch, classes=details["classes"], matrix=details["confusion"])
+        chosen = epoch_record(queries.evaluated_epoch(session, job_id, epoch)[1])
+        return ConfusionOut(job_id=job_id, epoch=chosen.epoch, classes=chosen.classes, matrix=chosen.confusion)
 
     return json_response(await db.run(read))

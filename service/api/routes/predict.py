@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import artifacts, queries
+from service import artifacts, queries, records
 from service.api import images
 from service.api.deps import JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
 from service.api.predictor import Predictor
@@ -62,7 +62,7 @@ async def predict(
         weights = queries.artifact_row(session, job_id, artifacts.WEIGHTS)
         _, epoch = queries.evaluated_epoch(session, job_id, None)
         key = f"{weights.key}@{weights.updated_at.isoformat()}"
-        return JobSpec.model_validate(job.spec), key, weights.key, epoch.details["classes"]
+        return JobSpec.model_validate(job.spec), key, weights.key, records.epoch_record(epoch).classes
 
     spec, key, stored, classes = await db.run(find)
     # From a bucket, the weights are fetched once into the cache (228 MB at full size: only a few are kept).
