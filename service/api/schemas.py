@@ -6,6 +6,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.artifacts import Layer, Stage
+from service.errors import Detail
 from service.models import Status
 from service.spec import JobSpec
 
@@ -238,7 +239,7 @@ class Health(BaseModel):
 class ErrorDetail(BaseModel):
     code: str = Field(description="Machine-readable: not_found, conflict, invalid_request, …")
     message: str
-    details: list[dict[str, Any]] | None = None
+    details: list[Detail] | None = Field(None, description="For an invalid request: each thing wrong with it.")
 
 
 class ErrorBody(BaseModel):
