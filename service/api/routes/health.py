@@ -1,14 +1,37 @@
 """Liveness: the database, the queue and the workers; answered without a token."""
 
+from datetime import datetime
+from typing import Literal
+
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from service import queries
 from service.api.deps import ReadDatabaseDep, SettingsDep
-from service.api.schemas import ErrorBody, Health, WorkerOut
+from service.api.schemas import ErrorBody
 
 router = APIRouter(tags=["health"])
+
+
+class WorkerOut(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    device: str
+    bf16_native: bool = Field(description="bf16 runs natively on this worker's device (else `bf16` jobs go elsewhere).")
+    last_seen_at: datetime
+    job_id: int | None
+    problem: str | None = Field(None, description="Why this worker takes no jobs now (e.g. its disk is full).")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"] = Field(description="`degraded`: up, but some workers cannot take jobs.")
+    database: Literal["ok"]
+    queue: dict[str, int]
+    workers: list[WorkerOut]
+    problems: list[str] = Field(description="What makes the service degraded, one line each; empty when ok.")
 
 
 def checked(session: Session, alive_seconds: float) -> Health:
