@@ -37,6 +37,7 @@ EPILOG = describe_environment(READS) + (
 
 
 def main() -> None:
+    """Parse the options and work the queue."""
     parser = argparse.ArgumentParser(
         prog="python -m worker",
         description=__doc__,

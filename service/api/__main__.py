@@ -31,6 +31,7 @@ READS = (
 
 
 def main() -> None:
+    """Parse the options and serve until stopped."""
     parser = argparse.ArgumentParser(
         prog="python -m service.api",
         description=__doc__,

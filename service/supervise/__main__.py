@@ -24,6 +24,7 @@ EPILOG = (
 
 
 def main() -> None:
+    """Parse the options, start the children and keep them running until stopped."""
     parser = argparse.ArgumentParser(
         prog="python -m service.supervise",
         description=__doc__,
