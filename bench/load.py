@@ -9,16 +9,12 @@ stops both processes by pid. `--streams N` also keeps N event streams open meanw
 `/jobs/{id}/events`, half on `/events`, as browser tabs on the job and list pages would), and reports how many
 events they got and whether any dropped.
 
-`--wrk`: the API alone (one job queued, no worker), each route driven by `wrk` (Debian's package) with 1 and
-then 4 connections, so that no Python client competes with the API for the cores: what each route costs.
+`--wrk`: what each route costs, the API alone, measured by `wrk` (bench/wrk.py).
 """
 
 import argparse
-import math
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,11 +27,11 @@ from typing import Any
 
 import httpx
 
+from bench import wrk
+from bench.latency import Samples, report
 from bench.processes import api_server, migrate, start_worker, stop, wait_for
 from service.config import Settings
 
-# The p99 the README promises for reads on SQLite while a job trains.
-TARGET_P99_MS = 100.0
 # A job that outlasts any run: small synthetic epochs (a few seconds each on a CPU), so that epoch rows,
 # artifact rows and heartbeats are all written while the clients read. On the CPU, so that the figure does
 # not depend on whether the machine has a GPU. Cancelled at the end.
@@ -53,27 +49,6 @@ JOB = {
 REQUEST_TIMEOUT_S = 10.0
 # Loading data and building the model takes seconds; this bounds the wait for the first training step.
 START_TIMEOUT_S = 180.0
-
-
-@dataclass
-class Samples:
-    """What the clients saw: one latency (ms) per answered request, by endpoint; errors by kind."""
-
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {"job": [], "metrics": []})
-    errors: dict[str, int] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, endpoint: str, ms: float, error: str | None) -> None:
-        with self.lock:
-            if error is None:
-                self.latencies[endpoint].append(ms)
-            else:
-                self.errors[error] = self.errors.get(error, 0) + 1
-
-
-def percentile(sorted_ms: list[float], p: float) -> float:
-    """The nearest-rank percentile of an ascending list."""
-    return sorted_ms[max(0, math.ceil(p / 100 * len(sorted_ms)) - 1)] if sorted_ms else float("nan")
 
 
 def client(base: str, job_id: int, deadline: float, max_requests: int, samples: Samples) -> None:
@@ -202,94 +177,6 @@ def run(seconds: float, clients: int, max_requests: int, root: Path, streams: in
     return met
 
 
-def report(
-    samples: Samples, elapsed: float, clients: int, seconds: float, before: dict[str, Any], after: dict[str, Any]
-) -> bool:
-    """Print the figures; True when p99 met the target and no request failed."""
-    everything = sorted(ms for ms_list in samples.latencies.values() for ms in ms_list)
-    errors = sum(samples.errors.values())
-    count = len(everything) + errors
-    rate = count / elapsed
-    print(f"\nrequests {count:,}  errors {errors}  {rate:,.0f} req/s over {elapsed:.1f} s with {clients} clients")
-    print(
-        f"worker meanwhile: steps {before['steps_done']} → {after['steps_done']}, "
-        f"epochs {before['epochs_completed']} → {after['epochs_completed']}"
-    )
-    for kind, n in sorted(samples.errors.items()):
-        print(f"  error ×{n}: {kind}")
-    print(f"\n{'endpoint':<22}{'count':>8}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}  (ms)")
-    rows = [("GET /jobs/{id}", samples.latencies["job"]), ("GET /jobs/{id}/metrics", samples.latencies["metrics"])]
-    for name, ms_list in [*rows, ("all", everything)]:
-        s = sorted(ms_list)
-        print(f"{name:<22}{len(s):>8,}" + "".join(f"{percentile(s, p):>9.1f}" for p in (50, 95, 99)) + f"{s[-1]:>9.1f}")
-    p50, p95, p99 = (percentile(everything, p) for p in (50, 95, 99))
-    cores = len(os.sched_getaffinity(0))
-    print(
-        f"\n| SQLite, {cores} cores, 1 worker training, {clients} clients, {seconds:g} s "
-        f"| {count:,} requests, {errors} errors | {rate:,.0f} req/s "
-        f"| p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {everything[-1]:.1f} ms |"
-    )
-    met = p99 <= TARGET_P99_MS and errors == 0
-    print(f"\np99 {p99:.1f} ms {'meets' if met else 'MISSES'} the {TARGET_P99_MS:.0f} ms target", end="")
-    print("." if errors == 0 else f", and {errors} requests failed.")
-    return met
-
-
-# What --wrk measures: the framework alone (an unknown path, no database), then the reads a page makes.
-WRK_ROUTES = ("/no-such-path", "/jobs/{id}", "/health", "/jobs/{id}/metrics")
-WRK_CONNECTIONS = (1, 4)
-
-
-def wrk(url: str, connections: int, seconds: float) -> tuple[float, float, float]:
-    """`wrk` against `url` with one thread: (p50 ms, p99 ms, requests per second)."""
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=seconds + 30,
-    ).stdout
-
-    def ms(label: str) -> float:
-        found = re.search(rf"^\s*{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-        if found is None:
-            raise RuntimeError(f"no {label} line in wrk's output:\n{out}")
-        value, unit = float(found[1]), found[2]
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if rate is None:
-        raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
-    if errors and "no-such-path" not in url:
-        raise RuntimeError(f"{url}: {errors[1]} responses were errors")
-    return ms("50%"), ms("99%"), float(rate[1])
-
-
-def run_wrk(seconds: float, root: Path) -> None:
-    """Each route's cost with the API alone on this machine, as a markdown table."""
-    if shutil.which("wrk") is None:
-        raise SystemExit("--wrk needs wrk on the PATH (Debian: apt-get install wrk)")
-    settings = Settings(
-        database_url=f"sqlite:///{root / 'jobs.db'}", artifact_dir=root / "artifacts", data_dir=root / "data"
-    )
-    migrate(settings.database_url)
-    with api_server(settings, root / "api.log") as base:
-        job_id = int(httpx.post(f"{base}/jobs", json=JOB).raise_for_status().json()["id"])
-        print(f"API alone at {base}; job {job_id} queued, no worker; wrk -t1 for {seconds:g} s per line", flush=True)
-        header = " | ".join(f"{c} conn: p50 | {c} conn: p99 | {c} conn: req/s" for c in WRK_CONNECTIONS)
-        lines = [f"| route | {header} |", "|---|" + "---:|" * 3 * len(WRK_CONNECTIONS)]
-        for route in WRK_ROUTES:
-            cells = []
-            for connections in WRK_CONNECTIONS:
-                p50, p99, rate = wrk(base + route.format(id=job_id), connections, seconds)
-                cells += [f"{p50:.2f} ms", f"{p99:.2f} ms", f"{rate:,.0f}"]
-            lines.append(f"| `GET {route}` | " + " | ".join(cells) + " |")
-            print(lines[-1], flush=True)
-    cores = len(os.sched_getaffinity(0))
-    print(f"\nSQLite, {cores} cores, load average {os.getloadavg()[0]:.1f}:", *lines, sep="\n")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the clients read (default 30)")
@@ -304,7 +191,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="alexnet-jobs-load-"))
     try:
         if args.wrk:
-            run_wrk(min(args.seconds, 10.0), root)
+            wrk.run(min(args.seconds, 10.0), root, JOB)
         else:
             run(args.seconds, args.clients, args.max_requests, root, args.streams)
     except BaseException:

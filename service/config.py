@@ -1,6 +1,8 @@
-"""Typed settings, read from the environment with safe local defaults."""
+"""Typed settings, read from the environment with safe local defaults; each described once, on its field, which is
+where every program's `--help` takes the words from."""
 
-from collections.abc import Mapping
+import textwrap
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -8,61 +10,93 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The environment table in `--help`: names padded to this width, the whole line wrapped at the other.
+NAME_WIDTH = 22
+HELP_WIDTH = 118
+
 
 class Settings(BaseSettings):
-    """Everything the API and the worker read from the environment (see the README's table)."""
+    """Everything the API, the worker and the supervisor read from the environment (see the README's table)."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    database_url: str = "sqlite:///var/alexnet-jobs.db"
-    artifact_dir: Path = Path("var/artifacts")
-    # Where every job's files go: a local folder, or `s3://bucket/prefix` on any S3-compatible server (with the
-    # AWS_* settings below). Empty: ARTIFACT_DIR, which it replaces.
-    artifact_url: str = ""
-    # This host's own working space. With an s3:// store a job's files are written here, then uploaded; the disk
-    # checks watch this folder's volume. (With a local store they are written beside the artifacts instead.)
-    scratch_dir: Path = Path("var/scratch")
-    # The standard AWS variables, for an s3:// ARTIFACT_URL; empty ones are left to boto's own lookup (profiles,
-    # instance roles). AWS_ENDPOINT_URL names a server other than AWS (MinIO, moto, Ceph…).
-    aws_endpoint_url: str = ""
-    aws_access_key_id: str = ""
-    aws_secret_access_key: SecretStr = SecretStr("")
-    aws_default_region: str = ""
-    data_dir: Path = Path("var/data")
-    # Pictures of a job's history, drawn on request (any epoch's kernels, the evolution GIFs) and kept a while.
-    cache_dir: Path = Path("var/cache")
-    host: str = "127.0.0.1"
-    port: int = 8000
+    database_url: str = Field(
+        "sqlite:///var/alexnet-jobs.db",
+        description="the job database, an SQLAlchemy URL (SQLite, or postgresql+psycopg://…)",
+    )
+    artifact_dir: Path = Field(
+        Path("var/artifacts"), description="the folder the jobs' files go to, when no ARTIFACT_URL"
+    )
+    artifact_url: str = Field(
+        "",
+        description="where every job's files go: a folder, or s3://bucket/prefix on any S3-compatible server (with "
+        "the AWS_* settings); replaces ARTIFACT_DIR",
+    )
+    scratch_dir: Path = Field(
+        Path("var/scratch"),
+        description="this host's working space: with an s3:// store a job's files are written here, then uploaded, "
+        "and the disk checks watch its volume",
+    )
+    aws_endpoint_url: str = Field("", description="an S3-compatible server other than AWS (MinIO, moto, Ceph…)")
+    aws_access_key_id: str = Field(
+        "", description="for an s3:// ARTIFACT_URL; empty: boto's own lookup (profiles, roles)"
+    )
+    aws_secret_access_key: SecretStr = Field(SecretStr(""), description="goes with AWS_ACCESS_KEY_ID")
+    aws_default_region: str = Field("", description="the bucket's region; empty: boto's own lookup")
+    data_dir: Path = Field(Path("var/data"), description="where CIFAR-10 is read from, and downloaded to")
+    cache_dir: Path = Field(
+        Path("var/cache"),
+        description="pictures of a job's history drawn on request (any epoch's kernels, the evolution GIFs), kept "
+        "a while",
+    )
+    host: str = Field("127.0.0.1", description="the address the API listens on")
+    port: int = Field(8000, description="the port the API listens on")
     allowed_hosts: str = Field(
         default="",
         description="Host names the API answers to besides loopback's (localhost, 127.0.0.1, ::1) and HOST's, "
         "comma-separated: `*.example.com` for every name under example.com, `*` for any (which gives up the "
         "protection against DNS-rebinding pages). A request naming another host in its Host header gets 400.",
     )
-    # One line per request on stdout; it costs a busy API about a tenth of its time per read (see the README).
-    access_log: bool = True
-    # Empty means no authentication: the service is then for trusted networks only.
-    api_token: str = ""
-    # A request body larger than this is refused with 413; a job spec is a few hundred bytes.
-    max_body_bytes: int = 64 * 1024
-    # A worker that has not renewed its lease for this long loses its job to the reaper.
-    lease_seconds: float = Field(default=60.0, gt=0)
-    # Heartbeats renew the lease and publish progress; the spec promises progress at least every 5 s.
-    heartbeat_seconds: float = Field(default=2.0, gt=0)
-    # How long an idle worker sleeps between looks at the queue.
-    poll_seconds: float = Field(default=1.0, gt=0)
-    # A worker is listed as alive in /health while its last heartbeat is younger than this.
-    worker_alive_seconds: float = Field(default=30.0, gt=0)
-    # A database that has not answered within this is treated as away: connecting, a statement, waiting for a
-    # pooled connection and a whole request's database work each give up after it, and the API answers 503 with
-    # Retry-After instead of hanging for as long as the database does. Every statement here takes milliseconds.
-    db_timeout_seconds: float = Field(default=5.0, gt=0)
-    # How many workers `python -m service.supervise` (`make run`) keeps running beside the API: a number (0: the API
-    # alone, workers elsewhere), or `auto`: one per GPU, each seeing only its own, and one on a host without GPUs.
-    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 1
-    # The training engine's speed choices for a worker, `name=value,…` (worker/tuning.py; bench/NOTES.md says what
-    # each was measured to give). Empty: the defaults.
-    engine_tuning: str = ""
+    # It costs a busy API about a tenth of its time per read (see the README).
+    access_log: bool = Field(True, description="one line per request on stdout")
+    api_token: str = Field(
+        "",
+        description="a bearer token every request but /health, the docs and the dashboard's pages must carry; "
+        "empty: no authentication, for trusted networks only",
+    )
+    # A job spec is a few hundred bytes.
+    max_body_bytes: int = Field(64 * 1024, description="a request body larger than this is refused with 413")
+    lease_seconds: float = Field(
+        60.0, gt=0, description="a job whose worker has not renewed its lease for this long is taken back by another"
+    )
+    # The spec promises progress at least every 5 s.
+    heartbeat_seconds: float = Field(
+        2.0, gt=0, description="how often a running job's lease is renewed and its progress published"
+    )
+    poll_seconds: float = Field(1.0, gt=0, description="how long an idle worker sleeps between looks at the queue")
+    worker_alive_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="a worker is alive (listed by /health, counted by the claims) while its last heartbeat is "
+        "younger than this",
+    )
+    # Every statement here takes milliseconds.
+    db_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="a database silent this long is away: connecting, a statement, waiting for a pooled connection "
+        "and a request's database work each give up, and the API answers 503 with Retry-After",
+    )
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        1,
+        description="how many workers `python -m service.supervise` keeps beside the API: a number (0: the API "
+        "alone), or `auto`: one per GPU, each seeing only its own, and one on a host without GPUs",
+    )
+    engine_tuning: str = Field(
+        "",
+        description="the training engine's speed choices, name=value,… (worker/tuning.py; bench/NOTES.md says what "
+        "each gave); empty: the defaults",
+    )
 
 
 @lru_cache
@@ -71,10 +105,27 @@ def get_settings() -> Settings:
     return Settings()
 
 
-def describe_environment(meanings: Mapping[str, str]) -> str:
-    """For `--help`: each named setting's environment variable, what it means and its default."""
+def _default(name: str) -> str:
+    """A field's default as one would write it in the environment; `none` for an empty one."""
+    value = Settings.model_fields[name].default
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else "none"
+
+
+def describe_environment(names: Iterable[str]) -> str:
+    """For a program's `--help`: the environment variable of each setting it reads (by field name), what the field's
+    description says it means, and its default."""
     lines = ["environment variables (default in brackets; the README lists them all):"]
-    for name, meaning in meanings.items():
-        default = Settings.model_fields[name].default
-        lines.append(f"  {name.upper():<21} {meaning} [{default if default != '' else 'none'}]")
+    indent = " " * (2 + NAME_WIDTH)
+    for name in names:
+        description = Settings.model_fields[name].description
+        if not description:
+            raise ValueError(f"Settings.{name} has no description to show")
+        text = f"  {name.upper():<{NAME_WIDTH}}{description} [{_default(name)}]"
+        lines += textwrap.wrap(text, HELP_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
     return "\n".join(lines)

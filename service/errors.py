@@ -1,6 +1,17 @@
 """One error family with a status code, and the one JSON shape every error is returned in."""
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Detail(BaseModel):
+    """One thing wrong with a request, as FastAPI's validation errors name it."""
+
+    loc: list[str | int] = Field(description="Where: `body`, `query`, `path` or `header`, then the field's path.")
+    msg: str
+    type: str = Field(description="Machine-readable: missing, greater_than_equal, unknown_field, …")
 
 
 class ServiceError(Exception):
@@ -10,10 +21,11 @@ class ServiceError(Exception):
     code = "bad_request"
     headers: dict[str, str] | None = None
 
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, details: Sequence[Detail | Mapping[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.details = details
+        # Given as Details or as mappings of the same three keys; checked here, where the error is raised.
+        self.details = None if details is None else [Detail.model_validate(d) for d in details]
 
 
 class NotFound(ServiceError):
@@ -59,9 +71,10 @@ class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, details: list[Detail] | None = None) -> dict[str, Any]:
     """The body of every error response."""
-    return {"error": {"code": code, "message": message, "details": details}}
+    listed = None if details is None else [d.model_dump() for d in details]
+    return {"error": {"code": code, "message": message, "details": listed}}
 
 
 class UnsupportedMediaType(ServiceError):

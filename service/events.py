@@ -6,9 +6,11 @@ with `Last-Event-ID` gets exactly the rows after it. An `end` row follows each m
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Row, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -31,6 +33,16 @@ class Kind(StrEnum):
 
 # What the all-jobs stream (GET /events) carries: enough for a list of jobs.
 LIST_KINDS = (Kind.STATUS, Kind.PROGRESS)
+
+
+class ProgressData(BaseModel):
+    """A progress event's data: what the worker's heartbeat wrote, and the API reads back to show as `progress`."""
+
+    steps_done: int
+    steps_total: int | None
+    eta_seconds: float | None
+    epochs_completed: int = 0
+    updated_at: datetime | None = None
 
 
 def emit(session: Session, job_id: int, kind: Kind, data: dict[str, Any]) -> None:

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service import jobs
-from service.errors import Conflict, InvalidRequest
+from service import idempotency, jobs
+from service.errors import Conflict, Detail, InvalidRequest
 from service.models import Job, Status, Sweep, utcnow
 from service.queries import sweep_row
 from service.spec import JobSpec
@@ -36,7 +36,7 @@ def expand(base: JobSpec, grid: Mapping[str, Sequence[Any]]) -> list[tuple[dict[
         verb = "is" if len(unknown) == 1 else "are"
         raise InvalidRequest(
             f"grid keys must be job spec fields; {', '.join(map(repr, unknown))} {verb} not",
-            [{"loc": ["body", "grid", key], "msg": "not a job spec field", "type": "unknown_field"} for key in unknown],
+            [Detail(loc=["body", "grid", key], msg="not a job spec field", type="unknown_field") for key in unknown],
         )
     for key, values in grid.items():
         if not values:
@@ -66,22 +66,21 @@ def _invalid_combination(params: dict[str, Any], exc: ValidationError) -> Invali
         shown = shown[: MAX_QUOTED - 1] + "…"
     errors = exc.errors(include_url=False, include_input=False, include_context=False)
     details = [
-        {"loc": ["body", "grid" if e["loc"][0] in params else "base", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+        Detail(loc=["body", "grid" if e["loc"][0] in params else "base", *e["loc"]], msg=e["msg"], type=e["type"])
         for e in errors
     ]
     reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
     return InvalidRequest(f"the combination {{{shown}}} is not a valid job spec ({reasons})", details)
 
 
-def create_sweep(session: Session, body: SweepIn, idempotency_key: str | None, request_hash: str) -> Sweep:
-    """Queue a sweep's jobs, or return the sweep already created under the same idempotency key and body."""
+def create_sweep(session: Session, body: SweepIn, idempotency_key: str | None = None) -> Sweep:
+    """Queue a sweep's jobs, or return the sweep already created under the same idempotency key and body (Conflict
+    for the same key with another body)."""
     combinations = expand(body.base, body.grid)
-    if idempotency_key is not None:
-        existing = session.scalar(select(Sweep).where(Sweep.idempotency_key == idempotency_key))
-        if existing is not None:
-            if existing.request_hash != request_hash:
-                raise Conflict(f"Idempotency-Key {idempotency_key!r} was already used with a different body")
-            return existing
+    fingerprint = idempotency.fingerprint(body)
+    existing = idempotency.earlier(session, Sweep, idempotency_key, fingerprint)
+    if existing is not None:
+        return existing
     # The grid as the specs resolved it (2.0 epochs is 2), each value once, in the order given.
     grid: dict[str, list[Any]] = {key: [] for key in body.grid}
     for params, _ in combinations:
@@ -94,7 +93,7 @@ def create_sweep(session: Session, body: SweepIn, idempotency_key: str | None, r
         grid=grid,
         created_at=utcnow(),
         idempotency_key=idempotency_key,
-        request_hash=request_hash,
+        request_hash=fingerprint if idempotency_key is not None else None,
     )
     session.add(sweep)
     session.flush()

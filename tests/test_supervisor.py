@@ -5,7 +5,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -15,7 +14,6 @@ import httpx
 import pytest
 
 from bench.processes import (
-    ROOT,
     api_server,
     child_pids,
     env_for,
@@ -120,16 +118,6 @@ def test_a_dead_workers_job_fails_after_max_attempts_or_ends_cancelled_if_asked(
 
 
 # ---------------------------------------------------------------- the processes
-
-
-@pytest.mark.parametrize("module", ["service", "service.supervise", "worker"])
-def test_help_describes_the_options_and_the_environment_and_starts_nothing(module: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"usage: python -m {module} ")
-    assert "DATABASE_URL" in result.stdout
 
 
 @pytest.mark.slow

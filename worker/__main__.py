@@ -13,21 +13,31 @@ from service.config import describe_environment, get_settings
 # Training runs at lower CPU priority so that an API on the same machine stays responsive.
 WORKER_NICENESS = 10
 
-ENVIRONMENT = {
-    "database_url": "the job database, an SQLAlchemy URL (SQLite or postgresql+psycopg://…)",
-    "artifact_url": "where the jobs' files are kept: a folder, or s3://bucket/prefix (empty: $ARTIFACT_DIR)",
-    "data_dir": "where CIFAR-10 is read from, and downloaded to",
-    "lease_seconds": "a job whose worker is silent this long is taken back by another",
-    "heartbeat_seconds": "how often a running job's lease is renewed and its progress published",
-    "poll_seconds": "how long an idle worker sleeps between looks at the queue",
-    "engine_tuning": "the engine's speed choices, e.g. upscale_once=1,warm_up=1 (worker/tuning.py)",
-}
-EPILOG = describe_environment(ENVIRONMENT) + (
+# The settings a worker reads, for --help (their meanings and defaults are the fields' own).
+READS = (
+    "database_url",
+    "artifact_url",
+    "artifact_dir",
+    "scratch_dir",
+    "aws_endpoint_url",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_default_region",
+    "data_dir",
+    "lease_seconds",
+    "heartbeat_seconds",
+    "poll_seconds",
+    "worker_alive_seconds",
+    "db_timeout_seconds",
+    "engine_tuning",
+)
+EPILOG = describe_environment(READS) + (
     "\n  CUDA_VISIBLE_DEVICES  the GPUs this worker may use (it trains on the first)"
 )
 
 
 def main() -> None:
+    """Parse the options and work the queue."""
     parser = argparse.ArgumentParser(
         prog="python -m worker",
         description=__doc__,

@@ -9,22 +9,33 @@ from service.config import describe_environment, get_settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
 
-ENVIRONMENT = {
-    "database_url": "the job database, an SQLAlchemy URL (SQLite or postgresql+psycopg://…)",
-    "artifact_url": "where the jobs' files are kept: a folder, or s3://bucket/prefix (empty: $ARTIFACT_DIR)",
-    "host": "the address to listen on",
-    "port": "the port to listen on",
-    "api_token": "a bearer token every request but /health must carry",
-    "access_log": "one log line per request",
-    "db_timeout_seconds": "answer 503 when the database takes longer than this",
-}
+# The settings this program reads, for --help (their meanings and defaults are the fields' own).
+READS = (
+    "database_url",
+    "artifact_url",
+    "artifact_dir",
+    "aws_endpoint_url",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_default_region",
+    "data_dir",
+    "cache_dir",
+    "host",
+    "port",
+    "access_log",
+    "api_token",
+    "max_body_bytes",
+    "worker_alive_seconds",
+    "db_timeout_seconds",
+)
 
 
 def main() -> None:
+    """Parse the options and serve until stopped."""
     parser = argparse.ArgumentParser(
         prog="python -m service.api",
         description=__doc__,
-        epilog=describe_environment(ENVIRONMENT),
+        epilog=describe_environment(READS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", help="the address to listen on (default: $HOST)")

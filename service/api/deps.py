@@ -5,18 +5,20 @@ and a sync route, in the thread pool): a route's database work runs as one unit 
 (`Database.run`). With sync dependencies and routes, those hops were half of what a one-row read cost.
 """
 
+import functools
 import hashlib
 import hmac
 import secrets
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import queries
 from service.api.monitoring import Monitor
 from service.api.renderer import Renderer
 from service.config import Settings
@@ -24,6 +26,7 @@ from service.errors import DatabaseUnavailable, Unauthorized, UnsupportedMediaTy
 from service.storage import ArtifactStore
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class Abandoned(Exception):
@@ -43,8 +46,9 @@ class Database:
         self.inline = inline
         self.timeout = timeout
 
-    async def run(self, work: Callable[[Session], T]) -> T:
-        """`work(session)` in a worker thread (or inline), inside one transaction; its result, or what it raised.
+    async def run(self, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """`work(session, *args, **kwargs)` in a worker thread (or inline), inside one transaction; its result, or
+        what it raised.
 
         The commit happens before the route responds, so a client that got 201 can read its job at once, and a
         failed commit is an error response, never a lost 201. Work given up on after `timeout` rolls back when the
@@ -52,20 +56,23 @@ class Database:
         """
         abandoned = threading.Event()
         if self.inline:
-            return self._unit_of_work(work, abandoned)
+            return self._unit_of_work(abandoned, work, *args, **kwargs)
+        unit = functools.partial(self._unit_of_work, abandoned, work, *args, **kwargs)
         try:
             with anyio.fail_after(self.timeout):
                 # Abandoned on timeout: the thread stays blocked on the socket, but the request answers now.
-                return await anyio.to_thread.run_sync(self._unit_of_work, work, abandoned, abandon_on_cancel=True)
+                return await anyio.to_thread.run_sync(unit, abandon_on_cancel=True)
         except TimeoutError:
             abandoned.set()
             raise DatabaseUnavailable(
                 f"the database did not answer within {self.timeout:g} s; nothing was changed, try again shortly"
             ) from None
 
-    def _unit_of_work(self, work: Callable[[Session], T], abandoned: threading.Event) -> T:
+    def _unit_of_work(
+        self, abandoned: threading.Event, work: Callable[Concatenate[Session, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         with self.sessions() as session, session.begin():
-            result = work(session)
+            result = work(session, *args, **kwargs)
             if abandoned.is_set():
                 raise Abandoned  # rolls back
             return result
@@ -83,6 +90,12 @@ def _from_state(name: str) -> Callable[[Request], Awaitable[Any]]:
 # Any integer: one that names no job (0, negative, past the database's range) is a 404 like any other unknown id.
 JobIdPath = Annotated[int, Path(description="The job's id, as `POST /jobs` answered it.")]
 SweepIdPath = Annotated[int, Path(description="The sweep's id, as `POST /sweeps` answered it.")]
+# The most items one page of a list (GET /jobs, GET /sweeps) returns.
+MAX_PAGE = 100
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many items, at most.")]
+PageOffset = Annotated[int, Query(ge=0, le=queries.MAX_ID, description="How many items to skip, newest first.")]
+# POST /jobs and POST /sweeps: a request repeated with the same key and body gets what the first one made.
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
 
 SettingsDep = Annotated[Settings, Depends(_from_state("settings"))]
 StoreDep = Annotated[ArtifactStore, Depends(_from_state("store"))]
@@ -137,3 +150,7 @@ async def require_json(request: Request) -> None:
             f"the body must be JSON sent with the header 'Content-Type: application/json', not {media or 'none'}; "
             "with curl: -H 'Content-Type: application/json' -d '{...}'"
         )
+
+
+# What routes that take a JSON body declare, so that a body sent as a form gets 415 (see `require_json`).
+JSON_BODY = [Depends(require_json)]

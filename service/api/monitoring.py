@@ -40,6 +40,7 @@ class Monitor:
         )
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered request, and time it unless it was an event stream."""
         self.requests.labels(method, route, str(status)).inc()
         if not route.endswith(STREAMING_SUFFIXES):
             self.latency.labels(method, route).observe(seconds)
@@ -60,6 +61,7 @@ class Snapshot:
         self.jobs, self.workers_alive, self.epochs, self.speeds = jobs, workers_alive, epochs, speeds
 
     def collect(self) -> Iterable[Metric]:
+        """The snapshot as Prometheus metrics (what a registry asks a collector for)."""
         jobs = GaugeMetricFamily(f"{PREFIX}_jobs", "Jobs in each status.", labels=["status"])
         for status, n in self.jobs.items():
             jobs.add_metric([status], n)

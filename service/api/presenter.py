@@ -1,6 +1,7 @@
 """How the API shows a job (links, progress) and documents its errors; shared by the route modules."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from fastapi import Response
@@ -24,13 +25,45 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
 
 
+# What only a request body can cause (POST /jobs, POST /sweeps): bytes that are not UTF-8 JSON, a body over
+# MAX_BODY_BYTES, a reused key, a form instead of JSON.
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text_}
+    for code, text_ in (
+        (400, "The body could not be read (e.g. not UTF-8)"),
+        (409, "Idempotency-Key already used with another body"),
+        (413, "Request body too large"),
+        (415, "The body was sent as something other than JSON"),
+    )
+}
+
+
+def progress_out(
+    epochs_completed: int,
+    epochs_total: int,
+    steps_done: int,
+    steps_total: int | None,
+    eta_seconds: float | None,
+    updated_at: datetime | None,
+    succeeded: bool = False,
+) -> Progress:
+    """How far a job has come, as `GET /jobs/{id}` and its progress events show it: `fraction` is the training
+    steps done out of all of them (1 once it has succeeded, whatever the last heartbeat counted)."""
+    fraction = 1.0 if succeeded else min(1.0, steps_done / steps_total) if steps_total else 0.0
+    return Progress(
+        epochs_completed=epochs_completed,
+        epochs_total=epochs_total,
+        steps_done=steps_done,
+        steps_total=steps_total,
+        fraction=round(fraction, 4),
+        eta_seconds=eta_seconds,
+        updated_at=updated_at,
+    )
+
+
 def job_out(job: Job | Row[Any]) -> JobOut:
     """A job (its ORM object or its row) as the API shows it, with links to everything it has."""
     spec = JobSpec.model_validate(job.spec)
-    steps_total = job.steps_total
-    fraction = min(1.0, job.steps_done / steps_total) if steps_total else 0.0
-    if job.status == Status.SUCCEEDED:
-        fraction = 1.0
     base = f"/jobs/{job.id}"
     return JobOut(
         id=job.id,
@@ -47,14 +80,14 @@ def job_out(job: Job | Row[Any]) -> JobOut:
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
         sweep_id=job.sweep_id,
-        progress=Progress(
-            epochs_completed=job.epochs_completed,
-            epochs_total=spec.epochs,
-            steps_done=job.steps_done,
-            steps_total=steps_total,
-            fraction=round(fraction, 4),
-            eta_seconds=job.eta_seconds,
-            updated_at=job.progress_at,
+        progress=progress_out(
+            job.epochs_completed,
+            spec.epochs,
+            job.steps_done,
+            job.steps_total,
+            job.eta_seconds,
+            job.progress_at,
+            succeeded=job.status == Status.SUCCEEDED,
         ),
         links={
             "self": base,

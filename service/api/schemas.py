@@ -1,12 +1,13 @@
 """The API's request and response bodies (Pydantic), kept apart from the tables."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.artifacts import Layer, Stage
 from service.contracts import EpochScalars, WeightChange
+from service.errors import Detail
 from service.models import Status
 from service.spec import JobSpec
 
@@ -210,29 +211,10 @@ class PredictionOut(BaseModel):
     predictions: list[Prediction]
 
 
-class WorkerOut(BaseModel):
-    id: str
-    hostname: str
-    pid: int
-    device: str
-    bf16_native: bool = Field(description="bf16 runs natively on this worker's device (else `bf16` jobs go elsewhere).")
-    last_seen_at: datetime
-    job_id: int | None
-    problem: str | None = Field(None, description="Why this worker takes no jobs now (e.g. its disk is full).")
-
-
-class Health(BaseModel):
-    status: Literal["ok", "degraded"] = Field(description="`degraded`: up, but some workers cannot take jobs.")
-    database: Literal["ok"]
-    queue: dict[str, int]
-    workers: list[WorkerOut]
-    problems: list[str] = Field(description="What makes the service degraded, one line each; empty when ok.")
-
-
 class ErrorDetail(BaseModel):
     code: str = Field(description="Machine-readable: not_found, conflict, invalid_request, …")
     message: str
-    details: list[dict[str, Any]] | None = None
+    details: list[Detail] | None = Field(None, description="For an invalid request: each thing wrong with it.")
 
 
 class ErrorBody(BaseModel):

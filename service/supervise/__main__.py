@@ -15,21 +15,16 @@ from service.supervise.supervisor import Child, supervise
 
 log = logging.getLogger("supervisor")
 
-ENVIRONMENT = {
-    "workers": "how many workers: a number (0: the API alone), or `auto`: one per GPU, one on a host without GPUs",
-    "host": "the API's address",
-    "port": "the API's port",
-    "database_url": "the job database, an SQLAlchemy URL (SQLite or postgresql+psycopg://…)",
-    "artifact_url": "where the jobs' files are kept: a folder, or s3://bucket/prefix (empty: $ARTIFACT_DIR)",
-    "lease_seconds": "a job whose worker on another host goes silent this long is taken back",
-}
+# The settings the supervisor itself reads, for --help (their meanings and defaults are the fields' own).
+READS = ("workers", "host", "port", "database_url", "db_timeout_seconds")
 EPILOG = (
-    describe_environment(ENVIRONMENT)
+    describe_environment(READS)
     + "\nand those of `python -m service.api --help` and `python -m worker --help`, which every child inherits"
 )
 
 
 def main() -> None:
+    """Parse the options, start the children and keep them running until stopped."""
     parser = argparse.ArgumentParser(
         prog="python -m service.supervise",
         description=__doc__,

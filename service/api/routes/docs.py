@@ -14,6 +14,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/docs")
 async def swagger_ui() -> HTMLResponse:
+    """Swagger UI over the service's own OpenAPI document."""
     return get_swagger_ui_html(
         openapi_url=OPENAPI_URL,
         title=f"{TITLE} — Swagger UI",
@@ -26,11 +27,13 @@ async def swagger_ui() -> HTMLResponse:
 
 @router.get(OAUTH2_REDIRECT_URL)
 async def swagger_ui_redirect() -> HTMLResponse:
+    """Where Swagger UI's OAuth2 flow returns to."""
     return get_swagger_ui_oauth2_redirect_html()
 
 
 @router.get("/redoc")
 async def redoc() -> HTMLResponse:
+    """ReDoc over the service's own OpenAPI document."""
     return get_redoc_html(
         openapi_url=OPENAPI_URL,
         title=f"{TITLE} — ReDoc",

@@ -7,6 +7,7 @@ event's id is its row's, so a browser that reconnects with `Last-Event-ID` misse
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -15,11 +16,11 @@ from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from service import events, queries
-from service.api.deps import JobIdPath, ReadDatabaseDep
-from service.api.presenter import epoch_out, epoch_record
+from service.api.deps import Database, JobIdPath, ReadDatabaseDep
+from service.api.presenter import epoch_out, epoch_record, progress_out
 from service.api.schemas import Progress
 from service.events import Kind
-from service.models import FINISHED, Status
+from service.models import FINISHED
 from service.spec import JobSpec
 
 router = APIRouter(tags=["events"])
@@ -65,24 +66,16 @@ LastEventId = Annotated[int | None, Depends(resume_after)]
 
 async def existing_job(job_id: JobIdPath, db: ReadDatabaseDep) -> Row[Any]:
     """The job's row, or 404 before any stream starts."""
-    return await db.run(lambda s: queries.job_row(s, job_id))
+    return await db.run(queries.job_row, job_id)
 
 
 JobRow = Annotated[Row[Any], Depends(existing_job)]
 
 
-def progress_of(data: dict[str, Any], epochs_total: int, status: str | None = None) -> Progress:
+def progress_of(data: events.ProgressData, epochs_total: int) -> Progress:
     """A progress event's numbers as `GET /jobs/{id}` shows them."""
-    steps_total = data.get("steps_total")
-    fraction = min(1.0, data["steps_done"] / steps_total) if steps_total else 0.0
-    return Progress(
-        epochs_completed=data.get("epochs_completed", 0),
-        epochs_total=epochs_total,
-        steps_done=data["steps_done"],
-        steps_total=steps_total,
-        fraction=round(1.0 if status == Status.SUCCEEDED else fraction, 4),
-        eta_seconds=data.get("eta_seconds"),
-        updated_at=data.get("updated_at"),
+    return progress_out(
+        data.epochs_completed, epochs_total, data.steps_done, data.steps_total, data.eta_seconds, data.updated_at
     )
 
 
@@ -103,7 +96,8 @@ def rendered(rows: Sequence[Row[Any]], session: Session) -> list[ServerSentEvent
         data: Any = {"job_id": r.job_id, **r.data}
         if r.kind == Kind.PROGRESS:
             spec = specs.get(r.job_id)
-            data = {"job_id": r.job_id, "progress": progress_of(r.data, spec.epochs if spec else 0).model_dump()}
+            progress = progress_of(events.ProgressData.model_validate(r.data), spec.epochs if spec else 0)
+            data = {"job_id": r.job_id, "progress": progress.model_dump()}
         elif r.kind == Kind.EPOCH:
             row = epochs.get((r.job_id, r.data["epoch"]))
             if row is None:  # replaced since by a retry of that epoch, whose own event follows
@@ -115,32 +109,44 @@ def rendered(rows: Sequence[Row[Any]], session: Session) -> list[ServerSentEvent
     return out
 
 
-async def stream(db: Any, cursor: int, job_id: int | None) -> AsyncIterator[ServerSentEvent]:
+@dataclass(frozen=True)
+class Poll:
+    """What one look at the events table found."""
+
+    finished: bool  # the job (if one) has finished
+    end: int | None  # the id of its `end` event, once it has one
+    last: int | None  # the id of the last event read, None when there was none
+    full: bool  # as many events as one look reads: more are waiting
+    sent: list[ServerSentEvent]
+
+
+def poll(session: Session, cursor: int, job_id: int | None) -> Poll:
+    """The events after `cursor` (one job's, or every job's status and progress), rendered, and where the job is."""
+    finished = job_id is not None and queries.job_row(session, job_id).status in FINISHED
+    end = events.end_id(session, job_id) if finished and job_id is not None else None
+    rows = events.after(session, cursor, job_id, () if job_id is not None else events.LIST_KINDS)
+    last = rows[-1].id if rows else None
+    return Poll(finished, end, last, len(rows) == events.BATCH, rendered(rows, session))
+
+
+async def stream(db: Database, cursor: int, job_id: int | None) -> AsyncIterator[ServerSentEvent]:
     """Events after `cursor`: one job's, ending after its `end`; or (job_id None) every job's status and progress."""
-    kinds = () if job_id is not None else events.LIST_KINDS
     quiet = 0.0
     yield ServerSentEvent(comment="connected", retry=RETRY_MS)  # and how long a browser waits to reconnect
 
     finished_at: float | None = None
-
-    def poll(session: Session) -> tuple[bool, int | None, Sequence[Row[Any]], list[ServerSentEvent]]:
-        finished = job_id is not None and queries.job_row(session, job_id).status in FINISHED
-        end = events.end_id(session, job_id) if finished and job_id is not None else None
-        rows = events.after(session, cursor, job_id, kinds)
-        return finished, end, rows, rendered(rows, session)
-
     while True:
-        finished, end, rows, sent = await db.run(poll)
-        for event in sent:
+        found = await db.run(poll, cursor, job_id)
+        for event in found.sent:
             yield event
             if event.event == Kind.END:
                 return
-        if rows:
-            cursor, quiet = rows[-1].id, 0.0
-            if len(rows) == events.BATCH:
+        if found.last is not None:
+            cursor, quiet = found.last, 0.0
+            if found.full:
                 continue  # more are waiting
-        elif finished:
-            if end is not None and cursor >= end:
+        elif found.finished:
+            if found.end is not None and cursor >= found.end:
                 return  # resumed after its end: nothing more will come
             # Finished without an `end` yet: its worker is keeping the last log lines; or died before it could.
             finished_at = finished_at or time.monotonic()
@@ -175,5 +181,5 @@ async def job_logs(
     tail: Annotated[int, Query(ge=1, le=events.MAX_TAIL, description="How many of the last lines.")] = 200,
 ) -> Response:
     """The worker's log lines for this job (claim, start, epochs, warnings, errors with tracebacks), oldest first."""
-    lines = await db.run(lambda s: events.log_lines(s, job.id, tail))
+    lines = await db.run(events.log_lines, job.id, tail)
     return Response("".join(f"{line}\n" for line in lines), media_type="text/plain; charset=utf-8")

@@ -13,8 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries, records
 from service.api.deps import JobIdPath, ReadDatabaseDep, RendererDep, SettingsDep, StoreDep
+from service.api.files import serve_artifact
 from service.api.presenter import PNG, json_response
-from service.api.routes.files import serve_artifact
 from service.api.schemas import KernelImageOut, KernelList
 from service.artifacts import Layer, Stage
 from service.config import Settings

@@ -1,32 +1,36 @@
 """Jobs: submit, list, read, cancel, delete."""
 
 import asyncio
-import hashlib
-import json
 import logging
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import jobs, queries
-from service.api.deps import DatabaseDep, JobIdPath, ReadDatabaseDep, StoreDep, require_json
-from service.api.presenter import job_out, json_response
+from service.api.deps import (
+    JSON_BODY,
+    DatabaseDep,
+    IdempotencyKey,
+    JobIdPath,
+    PageLimit,
+    PageOffset,
+    ReadDatabaseDep,
+    StoreDep,
+)
+from service.api.presenter import BODY_ERRORS, job_out
 from service.api.schemas import ErrorBody, JobList, JobOut
 from service.models import Status
 from service.spec import DEMO, JobSpec
 
 log = logging.getLogger("service")
 
-# The most jobs one page of GET /jobs returns.
-MAX_PAGE = 100
 # GET /jobs/{id}?wait=: long enough for the quick demo and a script's patience; a poll every half second is
 # prompt for a person and a trifle for the database.
 MAX_WAIT_SECONDS = 600
 WAIT_POLL_SECONDS = 0.5
-
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -41,83 +45,89 @@ EXAMPLES = {
     },
     "defaults": {"summary": "Every default: 5 epochs of CIFAR-10 at 224×224", "value": {}},
 }
-
-
-# What only a request body can cause: bytes that are not UTF-8 JSON, a body over MAX_BODY_BYTES, a reused key.
-JSON_BODY = [Depends(require_json)]
-BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)"},
-    409: {"model": ErrorBody, "description": "Idempotency-Key already used with another body"},
-    413: {"model": ErrorBody, "description": "Request body too large"},
-    415: {"model": ErrorBody, "description": "The body was sent as something other than JSON"},
+RERUN_EXAMPLES = {
+    "as it was": {"summary": "The same spec again", "value": {}},
+    "another learning rate": {"summary": "The same, at 1e-3", "value": {"learning_rate": 0.001}},
+}
+NOT_NOW: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorBody, "description": "Not possible in the job's current status"}
 }
 
 
-def _digest(spec: JobSpec) -> str:
-    """What an Idempotency-Key is bound to: the resolved spec."""
-    return hashlib.sha256(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+def submitted(session: Session, spec: JobSpec, idempotency_key: str | None) -> JobOut:
+    """The job queued for `spec` (or the one an earlier request with the same key queued)."""
+    return job_out(jobs.create_job(session, spec, idempotency_key))
 
 
-def _created(job: JobOut) -> Response:
-    return json_response(job, status_code=201, headers={"Location": f"/jobs/{job.id}"})
+def rerun(session: Session, job_id: int, changed: dict[str, object], idempotency_key: str | None) -> JobOut:
+    """A new job with job `job_id`'s spec, `changed` where given, validated as a new spec is."""
+    spec = JobSpec.model_validate({**queries.job_row(session, job_id).spec, **changed})
+    return job_out(jobs.create_job(session, spec, idempotency_key))
 
 
-@router.post("", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
+def page(session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None) -> JobList:
+    """One page of jobs, newest first, and how many match."""
+    rows, total = queries.list_jobs(session, status, limit, offset, sweep_id)
+    return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
+
+
+def one(session: Session, job_id: int) -> JobOut:
+    """The job as `GET /jobs/{id}` shows it; NotFound for an unknown id."""
+    return job_out(queries.job_row(session, job_id))
+
+
+def cancelled(session: Session, job_id: int) -> JobOut:
+    """The job once cancelled (or asked to stop)."""
+    return job_out(jobs.cancel_job(session, job_id))
+
+
+@router.post("", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def submit_job(
     db: DatabaseDep,
+    response: Response,
     spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> Response:
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
     """Queue a training job; the answer echoes the spec with every default filled in."""
-    spec = spec or JobSpec()
-    digest = _digest(spec)
-    return _created(await db.run(lambda s: job_out(jobs.create_job(s, spec, idempotency_key, digest))))
+    job = await db.run(submitted, spec or JobSpec(), idempotency_key)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job
 
 
-@router.post("/{job_id}/rerun", status_code=201, response_model=JobOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
+@router.post("/{job_id}/rerun", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def rerun_job(
     job_id: JobIdPath,
     db: DatabaseDep,
+    response: Response,
     overrides: Annotated[
         JobSpec | None,
         Body(
             description="Spec fields to change; every field not given keeps the job's value.",
-            openapi_examples={
-                "as it was": {"summary": "The same spec again", "value": {}},
-                "another learning rate": {"summary": "The same, at 1e-3", "value": {"learning_rate": 0.001}},
-            },
+            openapi_examples=RERUN_EXAMPLES,
         ),
     ] = None,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> Response:
+    idempotency_key: IdempotencyKey = None,
+) -> JobOut:
     """Queue a new job with this job's spec, changed by the fields the body gives (validated as in POST /jobs)."""
     changed = overrides.model_dump(mode="json", include=overrides.model_fields_set) if overrides else {}
-
-    def rerun(session: Session) -> JobOut:
-        spec = JobSpec.model_validate({**queries.job_row(session, job_id).spec, **changed})
-        return job_out(jobs.create_job(session, spec, idempotency_key, _digest(spec)))
-
-    return _created(await db.run(rerun))
+    job = await db.run(rerun, job_id, changed, idempotency_key)
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job
 
 
-@router.get("", response_model=JobList)
+@router.get("")
 async def list_jobs(
     db: ReadDatabaseDep,
     status: Status | None = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    offset: Annotated[int, Query(ge=0, le=queries.MAX_ID)] = 0,
+    limit: PageLimit = 20,
+    offset: PageOffset = 0,
     sweep_id: Annotated[int | None, Query(ge=1, le=queries.MAX_ID, description="Only this sweep's jobs.")] = None,
-) -> Response:
+) -> JobList:
     """List jobs, newest first, optionally only those in one status or of one sweep."""
-
-    def page(session: Session) -> JobList:
-        rows, total = queries.list_jobs(session, status, limit, offset, sweep_id)
-        return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
-
-    return json_response(await db.run(page))
+    return await db.run(page, status, limit, offset, sweep_id)
 
 
-@router.get("/{job_id}", response_model=JobOut)
+@router.get("/{job_id}")
 async def get_job(
     job_id: JobIdPath,
     db: ReadDatabaseDep,
@@ -125,27 +135,27 @@ async def get_job(
         float,
         Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish before answering."),
     ] = 0,
-) -> Response:
+) -> JobOut:
     """A job's status, progress, device and error; with `wait`, once it has finished (or `wait` seconds passed)."""
     deadline = time.monotonic() + wait
     while True:
-        job = await db.run(lambda s: job_out(queries.job_row(s, job_id)))
+        job = await db.run(one, job_id)
         if job.status.finished or time.monotonic() >= deadline:
-            return json_response(job)
+            return job
         # One short read each time: a waiting client holds no transaction and no connection.
         await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses={409: {"model": ErrorBody}})
-async def cancel_job(job_id: JobIdPath, db: DatabaseDep) -> Response:
+@router.post("/{job_id}/cancel", responses=NOT_NOW)
+async def cancel_job(job_id: JobIdPath, db: DatabaseDep) -> JobOut:
     """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished."""
-    return json_response(await db.run(lambda s: job_out(jobs.cancel_job(s, job_id))))
+    return await db.run(cancelled, job_id)
 
 
-@router.delete("/{job_id}", status_code=204, response_class=Response, responses={409: {"model": ErrorBody}})
-async def delete_job(job_id: JobIdPath, db: DatabaseDep, store: StoreDep) -> Response:
+@router.delete("/{job_id}", status_code=204, response_class=Response, responses=NOT_NOW)
+async def delete_job(job_id: JobIdPath, db: DatabaseDep, store: StoreDep) -> None:
     """Remove a finished job with its metrics and every file it wrote; 409 while queued or running (cancel it first)."""
-    await db.run(lambda s: jobs.delete_job(s, job_id))
+    await db.run(jobs.delete_job, job_id)
     # Files go only once the rows are gone for good: the other way round, a commit that failed would leave a job
     # listing files that no longer exist, while this way the worst left behind is files nothing points at. No
     # worker writes them any more: only a finished job is deleted, and a stale claim's writes are refused. The
@@ -155,4 +165,3 @@ async def delete_job(job_id: JobIdPath, db: DatabaseDep, store: StoreDep) -> Res
         await run_in_threadpool(store.discard_job, job_id)
     except Exception:  # the job is gone either way; say where its files are for whoever cleans up
         log.exception("job %s deleted, but its files could not all be removed (keys %s/…)", job_id, job_id)
-    return Response(status_code=204)

@@ -11,6 +11,16 @@ from service.api.monitoring import Snapshot
 router = APIRouter(tags=["monitoring"])
 
 
+def snapshot(session: Session, alive_seconds: float) -> Snapshot:
+    """The queue and the workers as the database has them now."""
+    return Snapshot(
+        queries.queue_counts(session),
+        len(queries.live_workers(session, alive_seconds)),
+        queries.epochs_recorded(session),
+        queries.worker_speeds(session, alive_seconds),
+    )
+
+
 @router.get(
     "/metrics",
     response_class=Response,
@@ -18,14 +28,5 @@ router = APIRouter(tags=["monitoring"])
 )
 async def prometheus_metrics(db: ReadDatabaseDep, settings: SettingsDep, monitor: MonitorDep) -> Response:
     """Prometheus metrics: HTTP requests and latencies, jobs by status, live workers, epochs, images/s per worker."""
-
-    def read(session: Session) -> Snapshot:
-        alive = settings.worker_alive_seconds
-        return Snapshot(
-            queries.queue_counts(session),
-            len(queries.live_workers(session, alive)),
-            queries.epochs_recorded(session),
-            queries.worker_speeds(session, alive),
-        )
-
-    return Response(monitor.exposition(await db.run(read)), media_type=CONTENT_TYPE_LATEST)
+    database = await db.run(snapshot, settings.worker_alive_seconds)
+    return Response(monitor.exposition(database), media_type=CONTENT_TYPE_LATEST)

@@ -7,11 +7,10 @@ keyed by the token, never the token. The API still takes `Authorization: Bearer`
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request, Response
+from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
 
-from service.api.deps import SESSION_COOKIE, SettingsDep, require_json, session_value, signed_in
-from service.api.presenter import json_response
+from service.api.deps import JSON_BODY, SESSION_COOKIE, SettingsDep, session_value, signed_in
 from service.api.schemas import ErrorBody
 from service.errors import Unauthorized
 
@@ -39,15 +38,15 @@ class SessionOut(BaseModel):
     token_required: bool = Field(description="Whether the server asks for a token at all (API_TOKEN is set).")
 
 
-@router.get("", response_model=SessionOut)
-async def get_session(request: Request, settings: SettingsDep) -> Response:
+@router.get("")
+async def get_session(request: Request, settings: SettingsDep) -> SessionOut:
     """Whether this browser is signed in, and whether signing in is needed at all."""
     required = bool(settings.api_token)
     ok = not required or signed_in(request, settings.api_token)
-    return json_response(SessionOut(signed_in=ok, token_required=required))
+    return SessionOut(signed_in=ok, token_required=required)
 
 
-@router.post("", status_code=204, responses=SIGN_IN_ERRORS, dependencies=[Depends(require_json)])
+@router.post("", status_code=204, responses=SIGN_IN_ERRORS, dependencies=JSON_BODY)
 async def sign_in(body: Annotated[SignIn, Body()], request: Request, settings: SettingsDep) -> Response:
     """Sign this browser in with the API token: a cookie that the API accepts in place of the bearer token."""
     if settings.api_token and not secrets.compare_digest(body.token.encode(), settings.api_token.encode()):

@@ -1,17 +1,16 @@
 """Sweeps: queue a grid of specs as jobs, follow them on one leaderboard, cancel what is left."""
 
-import hashlib
+from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Response
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from service import queries, sweeps
 from service.api import compare
-from service.api.deps import DatabaseDep, ReadDatabaseDep, SweepIdPath
-from service.api.presenter import json_response
-from service.api.routes.jobs import BODY_ERRORS, JSON_BODY, MAX_PAGE
+from service.api.deps import JSON_BODY, DatabaseDep, IdempotencyKey, PageLimit, PageOffset, ReadDatabaseDep, SweepIdPath
+from service.api.presenter import BODY_ERRORS
 from service.api.sweep_schemas import LeaderboardEntry, SweepJobOut, SweepList, SweepOut, SweepSummary
 from service.models import FINISHED, Status
 from service.spec import DEMO, JobSpec, label
@@ -31,10 +30,11 @@ EXAMPLES = {
 }
 
 
-def _counts(jobs: list[Row[Any]]) -> dict[str, int]:
+def _counts(statuses: Iterable[str]) -> dict[str, int]:
+    """How many of the statuses are each status (every status listed, with 0 for none)."""
     counts = dict.fromkeys(map(str, Status), 0)
-    for job in jobs:
-        counts[job.status] += 1
+    for status in statuses:
+        counts[status] += 1
     return counts
 
 
@@ -68,7 +68,7 @@ def sweep_out(session: Session, sweep: Row[Any]) -> SweepOut:
         created_at=sweep.created_at,
         base=JobSpec.model_validate(sweep.base),
         grid=sweep.grid,
-        counts=_counts(jobs),
+        counts=_counts(j.status for j in jobs),
         finished=all(j.status in FINISHED for j in jobs),
         jobs=[
             SweepJobOut(
@@ -93,64 +93,69 @@ def sweep_out(session: Session, sweep: Row[Any]) -> SweepOut:
     )
 
 
-@router.post("", status_code=201, response_model=SweepOut, responses=BODY_ERRORS, dependencies=JSON_BODY)
+def created(session: Session, body: SweepIn, idempotency_key: str | None) -> SweepOut:
+    """The sweep queued for `body` (or the one an earlier request with the same key queued)."""
+    sweep = sweeps.create_sweep(session, body, idempotency_key)
+    return sweep_out(session, queries.sweep_row(session, sweep.id))
+
+
+def page(session: Session, limit: int, offset: int) -> SweepList:
+    """One page of sweeps, newest first, their jobs counted by status."""
+    rows, total = queries.list_sweeps(session, limit, offset)
+    jobs = queries.sweep_jobs(session, [r.id for r in rows])
+    items = [
+        SweepSummary(
+            id=r.id,
+            name=r.name,
+            created_at=r.created_at,
+            grid=r.grid,
+            jobs_total=len(jobs[r.id]),
+            counts=_counts(j.status for j in jobs[r.id]),
+            finished=all(j.status in FINISHED for j in jobs[r.id]),
+            url=f"/sweeps/{r.id}",
+        )
+        for r in rows
+    ]
+    return SweepList(items=items, total=total, limit=limit, offset=offset)
+
+
+def one(session: Session, sweep_id: int) -> SweepOut:
+    """The sweep as `GET /sweeps/{id}` shows it; NotFound for an unknown id."""
+    return sweep_out(session, queries.sweep_row(session, sweep_id))
+
+
+def cancelled(session: Session, sweep_id: int) -> SweepOut:
+    """The sweep once what was left of it is cancelled."""
+    sweeps.cancel_sweep(session, sweep_id)
+    return one(session, sweep_id)
+
+
+@router.post("", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def submit_sweep(
     db: DatabaseDep,
+    response: Response,
     body: Annotated[SweepIn, Body(openapi_examples=EXAMPLES)],
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> Response:
+    idempotency_key: IdempotencyKey = None,
+) -> SweepOut:
     """Queue one job per combination of the grid's values over the base spec (at most 64), all or none."""
-    digest = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
-
-    def create(session: Session) -> SweepOut:
-        sweep = sweeps.create_sweep(session, body, idempotency_key, digest)
-        return sweep_out(session, queries.sweep_row(session, sweep.id))
-
-    out = await db.run(create)
-    return json_response(out, status_code=201, headers={"Location": f"/sweeps/{out.id}"})
+    sweep = await db.run(created, body, idempotency_key)
+    response.headers["Location"] = f"/sweeps/{sweep.id}"
+    return sweep
 
 
-@router.get("", response_model=SweepList)
-async def list_sweeps(
-    db: ReadDatabaseDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20,
-    offset: Annotated[int, Query(ge=0, le=queries.MAX_ID)] = 0,
-) -> Response:
+@router.get("")
+async def list_sweeps(db: ReadDatabaseDep, limit: PageLimit = 20, offset: PageOffset = 0) -> SweepList:
     """List sweeps, newest first, with their jobs counted by status."""
-
-    def page(session: Session) -> SweepList:
-        rows, total = queries.list_sweeps(session, limit, offset)
-        jobs = queries.sweep_jobs(session, [r.id for r in rows])
-        items = [
-            SweepSummary(
-                id=r.id,
-                name=r.name,
-                created_at=r.created_at,
-                grid=r.grid,
-                jobs_total=len(jobs[r.id]),
-                counts=_counts(jobs[r.id]),
-                finished=all(j.status in FINISHED for j in jobs[r.id]),
-                url=f"/sweeps/{r.id}",
-            )
-            for r in rows
-        ]
-        return SweepList(items=items, total=total, limit=limit, offset=offset)
-
-    return json_response(await db.run(page))
+    return await db.run(page, limit, offset)
 
 
-@router.get("/{sweep_id}", response_model=SweepOut)
-async def get_sweep(sweep_id: SweepIdPath, db: ReadDatabaseDep) -> Response:
+@router.get("/{sweep_id}")
+async def get_sweep(sweep_id: SweepIdPath, db: ReadDatabaseDep) -> SweepOut:
     """A sweep's jobs with their status and latest test accuracy, the leaderboard (best first), comparison links."""
-    return json_response(await db.run(lambda s: sweep_out(s, queries.sweep_row(s, sweep_id))))
+    return await db.run(one, sweep_id)
 
 
-@router.post("/{sweep_id}/cancel", response_model=SweepOut)
-async def cancel_sweep(sweep_id: SweepIdPath, db: DatabaseDep) -> Response:
+@router.post("/{sweep_id}/cancel")
+async def cancel_sweep(sweep_id: SweepIdPath, db: DatabaseDep) -> SweepOut:
     """Cancel what is left: queued jobs at once, running ones within a step; finished ones stay as they are."""
-
-    def cancel(session: Session) -> SweepOut:
-        sweeps.cancel_sweep(session, sweep_id)
-        return sweep_out(session, queries.sweep_row(session, sweep_id))
-
-    return json_response(await db.run(cancel))
+    return await db.run(cancelled, sweep_id)

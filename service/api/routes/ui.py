@@ -48,21 +48,25 @@ async def home() -> Response:
 
 @router.get("/ui/")
 async def jobs_page() -> Response:
+    """The list of jobs, newest first, live."""
     return _page("jobs")
 
 
 @router.get("/ui/jobs/{job_id}")
 async def job_page(job_id: str) -> Response:
+    """One job: its progress, curves, pictures and log."""
     return _page("job")
 
 
 @router.get("/ui/compare")
 async def compare_page() -> Response:
+    """Several jobs side by side."""
     return _page("compare")
 
 
 @router.get("/ui/sweeps/{sweep_id}")
 async def sweep_page(sweep_id: str) -> Response:
+    """One sweep: its jobs and its leaderboard."""
     return _page("sweep")
 
 
