@@ -1,14 +1,13 @@
-"""What crosses a process boundary, typed: both ends build and validate these models, never a dict read key by key.
-
-# ---------------------------------------------------------------- looking inside a trained network
-# The API (`service.api.inside`) asks `python -m worker.inside.server` one request a line; the answer is one line.
-"""
+"""What crosses a process boundary, typed: both ends build and validate these models, never a dict read key by key."""
 
 import base64
 import binascii
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
+
+# ---------------------------------------------------------------- looking inside a trained network
+# The API (`service.api.inside`) asks `python -m worker.inside.server` one request a line; one answer a line.
 
 # CIFAR-10's images are 32×32 RGB: what an upload is reduced to, and what a test image is.
 PIXEL_BYTES = 32 * 32 * 3
@@ -134,8 +133,16 @@ class OverviewRequest(FiltersRequest):
     title: str = ""
 
 
+class LabelsRequest(Strict):
+    """The classes of a job's test images, to pick one by class."""
+
+    kind: Literal["labels"] = "labels"
+    data: DatasetRef
+
+
 InsideRequest = Annotated[
-    ActivationsRequest | ExplainRequest | FiltersRequest | FilterRequest | OverviewRequest, Field(discriminator="kind")
+    ActivationsRequest | ExplainRequest | FiltersRequest | FilterRequest | OverviewRequest | LabelsRequest,
+    Field(discriminator="kind"),
 ]
 INSIDE_REQUEST: TypeAdapter[InsideRequest] = TypeAdapter(InsideRequest)
 
@@ -219,6 +226,12 @@ class FilterAnswer(Strict):
     images: list[FilterImage] = Field(description="The test images that drive the channel hardest, strongest first.")
 
 
+class LabelsAnswer(Strict):
+    kind: Literal["labels"] = "labels"
+    classes: list[str] = Field(description="The dataset's class names.")
+    labels: list[int] = Field(description="Each test image's class (a position in `classes`), test image 0 first.")
+
+
 class Drawn(Strict):
     kind: Literal["drawn"] = "drawn"
 
@@ -232,6 +245,7 @@ class Failure(Strict):
 
 
 InsideAnswer = Annotated[
-    ActivationsAnswer | ExplainAnswer | FiltersAnswer | FilterAnswer | Drawn | Failure, Field(discriminator="kind")
+    ActivationsAnswer | ExplainAnswer | FiltersAnswer | FilterAnswer | LabelsAnswer | Drawn | Failure,
+    Field(discriminator="kind"),
 ]
 INSIDE_ANSWER: TypeAdapter[InsideAnswer] = TypeAdapter(InsideAnswer)

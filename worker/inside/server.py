@@ -30,6 +30,8 @@ from service.contracts import (
     FilterRequest,
     FiltersAnswer,
     FiltersRequest,
+    LabelsAnswer,
+    LabelsRequest,
     ModelRef,
     OverviewRequest,
 )
@@ -111,6 +113,9 @@ class Server:
                 return self.look(request)
             if isinstance(request, FilterRequest | OverviewRequest):
                 return self.filter(request)
+            if isinstance(request, LabelsRequest):
+                data = _dataset(request.data)
+                return LabelsAnswer(classes=list(data.classes), labels=data.test_labels.tolist())
             return self.filters(request)
         except ValidationError as exc:
             return Failure(invalid=False, message=f"a malformed request: {exc}")
