@@ -249,8 +249,8 @@ def test_what_a_job_does_not_have_is_a_clear_4xx(trained: Trained) -> None:
         (f"/jobs/{job}/activations", 422, "image"),
         (f"/jobs/{job}/explain?image=0&class=zebra", 422, "zebra"),
         (f"/jobs/{job}/filters/conv2/192", 422, "0–191"),
-        (f"/jobs/{job}/filters/conv6/0", 422, "conv6"),
-        (f"/jobs/{job}/filters/fc1.png", 422, "fc1"),
+        (f"/jobs/{job}/filters/conv6/0", 422, "layer"),  # the layer named is none of conv1…conv5
+        (f"/jobs/{job}/filters/fc1.png", 422, "layer"),
         ("/jobs/999/activations.png?image=0", 404, "999"),
         ("/jobs/999/filters", 404, "999"),
     ]

@@ -1,26 +1,42 @@
 """A picture composed pixel for pixel: images pasted at exact places on a white canvas, text and colour bars on top.
 
-One `figimage` for the whole canvas and matplotlib's text for the words: no Axes, which cost ~40 ms each to draw.
+Drawn with Pillow and matplotlib's own DejaVu Sans (the font of every other picture of the service): no Figure and
+no Axes. An activations picture of 80 small Axes took 3 s to draw, on a matplotlib canvas 0.4 s, here 0.05 s.
 """
 
+import functools
+import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties, findfont
+from PIL import Image, ImageDraw, ImageFont
 
-from worker.pictures import kernels
-
-WHITE = 255
-TEXT_COLOUR = "0.1"
+WHITE = (255, 255, 255)
+TEXT_COLOUR = (26, 26, 26)
 BAR_PX = 14
+# Sizes are given in points, as matplotlib's are, for a 100 dpi picture: the service's other pictures' scale.
+PX_PER_POINT = 100 / 72
+LINE_SPACING = 1.25
+
+
+@functools.lru_cache(maxsize=16)
+def _font(size: float, bold: bool) -> ImageFont.FreeTypeFont:
+    path = findfont(FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal"))
+    return ImageFont.truetype(path, round(size * PX_PER_POINT))
+
+
+@functools.lru_cache(maxsize=8)
+def _table(cmap: str) -> np.ndarray:
+    """`cmap`'s 256 colours as uint8 RGB: a lookup is 10× faster than asking matplotlib for each pixel's."""
+    return (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255 + 0.5).astype(np.uint8)
 
 
 def coloured(values: np.ndarray, cmap: str, high: float) -> np.ndarray:
     """A 2-D array as uint8 RGB through colour map `cmap`, 0 at its low end and `high` at its top."""
     scaled = np.clip(np.asarray(values, dtype=np.float32) / (high or 1.0), 0, 1)
-    return (colormaps[cmap](scaled)[..., :3] * 255 + 0.5).astype(np.uint8)
+    return _table(cmap)[(scaled * 255 + 0.5).astype(np.intp)]
 
 
 def blend(under: np.ndarray, over: np.ndarray, alpha: float) -> np.ndarray:
@@ -42,8 +58,8 @@ class Canvas:
 
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
-        self.pixels = np.full((height, width, 3), WHITE, dtype=np.uint8)
-        self.fig = Figure(figsize=(width / kernels.DPI, height / kernels.DPI), dpi=kernels.DPI)
+        self.pixels = np.full((height, width, 3), 255, dtype=np.uint8)
+        self.words: list[tuple[float, float, str, float, str, str, bool, bool]] = []
 
     def image(self, left: int, top: int, pixels: np.ndarray, side: int) -> None:
         """Paste an (h, w, 3) uint8 image enlarged (or reduced) to `side` px square."""
@@ -65,12 +81,19 @@ class Canvas:
             self.pixels[y0:y1, x : x + 2] = colour
 
     def text(
-        self, x: float, y: float, words: str, size: float = 10, ha: str = "left", va: str = "top", **style: Any
+        self,
+        x: float,
+        y: float,
+        words: str,
+        size: float = 10,
+        ha: str = "left",
+        va: str = "top",
+        bold: bool = False,
+        vertical: bool = False,
     ) -> None:
-        """Words at (`x`, `y`) px from the top left; by default `y` is their top."""
-        self.fig.text(
-            x / self.width, 1 - y / self.height, words, fontsize=size, ha=ha, va=va, color=TEXT_COLOUR, **style
-        )
+        """Words at (`x`, `y`) px from the top left, `size` in points; by default `y` is their top. `vertical` turns
+        them a quarter left (reading upwards), centred on (`x`, `y`)."""
+        self.words.append((x, y, words, size, ha, va, bold, vertical))
 
     def colour_bar(self, left: int, top: int, height: int, cmap: str, high: float, label: str) -> None:
         """A vertical bar of `cmap` from 0 (bottom) to `high` (top), with three ticks and a label beside it."""
@@ -79,13 +102,46 @@ class Canvas:
         for fraction in (0.0, 0.5, 1.0):
             y = top + (1 - fraction) * (height - 1)
             self.box(left + BAR_PX, round(y), 4, 1, (40, 40, 40))
-            self.text(left + BAR_PX + 6, y - 6, _tick(fraction * high), size=8)
-        self.text(left + BAR_PX + 62, top + height / 2, label, size=8, rotation=90, va="center", ha="center")
+            self.text(left + BAR_PX + 6, y, _tick(fraction * high), size=8, va="center")
+        self.text(left + BAR_PX + 62, top + height / 2, label, size=8, vertical=True)
 
     def save(self, path: Path) -> None:
-        """Write the PNG (atomically)."""
-        self.fig.figimage(self.pixels, xo=0, yo=0, origin="upper")
-        kernels.save_png(self.fig, path)
+        """Write the PNG, whole or not at all (a temporary file renamed)."""
+        picture = Image.fromarray(self.pixels)
+        draw = ImageDraw.Draw(picture)
+        for x, y, words, size, ha, va, bold, vertical in self.words:
+            font = _font(size, bold)
+            if vertical:
+                self._vertical(picture, x, y, words, font)
+                continue
+            lines = words.split("\n")
+            step = font.size * LINE_SPACING
+            if va == "center":
+                y -= step * len(lines) / 2 - (step - font.size) / 2
+            anchor = {"left": "la", "center": "ma", "right": "ra"}[ha]
+            for n, line in enumerate(lines):
+                draw.text((x, y + n * step), line, font=font, fill=TEXT_COLOUR, anchor=anchor)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            # Level 1: a third of the default's time (most of the drawing) for files ~20 % larger.
+            picture.save(tmp, format="PNG", compress_level=1)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _vertical(picture: Image.Image, x: float, y: float, words: str, font: ImageFont.FreeTypeFont) -> None:
+        lines = words.split("\n")
+        step = font.size * LINE_SPACING
+        width = max(round(font.getlength(line)) for line in lines) + 2
+        strip = Image.new("RGBA", (width, round(step * len(lines)) + 2), (255, 255, 255, 0))
+        draw = ImageDraw.Draw(strip)
+        for n, line in enumerate(lines):
+            draw.text((width / 2, n * step), line, font=font, fill=(*TEXT_COLOUR, 255), anchor="ma")
+        turned = strip.rotate(90, expand=True)
+        picture.paste(turned, (round(x - turned.width / 2), round(y - turned.height / 2)), turned)
 
 
 def _tick(value: float) -> str:

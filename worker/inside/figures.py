@@ -51,7 +51,7 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 def _top5(canvas: Canvas, left: int, top: int, top5: Sequence[tuple[str, float]]) -> None:
     """The five most likely classes as bars, best on top, each with its name and percentage."""
-    canvas.text(left, top, "top-5 prediction", size=11, weight="bold")
+    canvas.text(left, top, "top-5 prediction", size=11, bold=True)
     bar_left, bar_px, step = left + 190, 260, 28
     for row, (name, p) in enumerate(top5):
         y = top + 30 + row * step
@@ -76,7 +76,7 @@ def draw_activations(
     their channel numbers, the layer's full (C, H, W) shape), conv1 first.
     """
     canvas = Canvas(WIDTH_PX, HEIGHT_PX)
-    canvas.text(16, 12, title, size=13, weight="bold")
+    canvas.text(16, 12, title, size=13, bold=True)
     note = "Each row: the layer's strongest channels on this image (highest mean activation after the ReLU), labelled"
     canvas.text(16, 36, f"{note} with their channel number; one colour scale per row.", size=10)
     size = image.shape[-1]
@@ -92,7 +92,7 @@ def draw_activations(
             canvas.image(left, top, coloured(m, ACTIVATION_MAP, high), TILE_PX)
             canvas.text(left + TILE_PX / 2, top + TILE_PX + 3, f"ch {channel}", size=9, ha="center")
         channels_total, height, width = shape
-        canvas.text(16, top + 4, name, size=12, weight="bold")
+        canvas.text(16, top + 4, name, size=12, bold=True)
         canvas.text(16, top + 24, f"{channels_total} channels\n{height}×{width} each", size=9)
         canvas.colour_bar(WIDTH_PX - RIGHT_PX + 20, top, TILE_PX, ACTIVATION_MAP, high, "activation\n(after the ReLU)")
     canvas.save(path)
@@ -115,19 +115,23 @@ def draw_explain(
     width = 24 + 3 * PANEL_PX + 3 * PANEL_GAP_PX
     canvas = Canvas(width, EXPLAIN_TOP_PX + PANEL_PX + 24)
     which = "the class asked for" if asked else "the predicted class"
-    canvas.text(16, 12, f"{title} — where it looked for “{class_name}” ({which})", size=13, weight="bold")
+    canvas.text(16, 12, f"{title} — where it looked for “{class_name}” ({which})", size=13, bold=True)
     canvas.text(16, 38, "top-5: " + " · ".join(f"{name} {p * 100:.1f} %" for name, p in top5), size=10)
     size = image.shape[-1]
     rgb = _rgb(image)
     high = float(saliency.max()) or 1.0
     panels = (
         (rgb, f"input, {size}×{size} (32×32 upscaled)", None),
-        (blend(rgb, coloured(heat, HEAT_MAP, 1.0), HEAT_ALPHA), "Grad-CAM at conv5, over the input", None),
+        (
+            blend(rgb, coloured(heat, HEAT_MAP, 1.0), HEAT_ALPHA),
+            "Grad-CAM at conv5, over the input" if heat.max() > 0 else "Grad-CAM at conv5: no evidence for it anywhere",
+            None,
+        ),
         (coloured(saliency, SALIENCY_MAP, high), "gradient saliency", None),
     )
     for column, (pixels, caption, _) in enumerate(panels):
         left = 16 + column * (PANEL_PX + PANEL_GAP_PX)
-        canvas.text(left, EXPLAIN_TOP_PX - 24, caption, size=10, weight="bold")
+        canvas.text(left, EXPLAIN_TOP_PX - 24, caption, size=10, bold=True)
         canvas.image(left, EXPLAIN_TOP_PX, pixels, PANEL_PX)
     bar_top, bar_px = EXPLAIN_TOP_PX, PANEL_PX
     cam_left = 16 + PANEL_PX + PANEL_GAP_PX + PANEL_PX + 14

@@ -136,9 +136,11 @@ class Server:
         }
         model = self.models.get(request.model)
         out = Path(request.out) if request.out else None
+        what = "your image" if label is None else f"test image {request.image.test_index} ({classes[label]})"
+        title = f"{request.title} · {what}" if request.title else what
         if isinstance(request, ExplainRequest):
-            return answers.explanation(model, image, seen, classes, request.class_name, out, request.title)
-        return answers.activations(model, image, seen, classes, out, request.title)
+            return answers.explanation(model, image, seen, classes, request.class_name, out, title)
+        return answers.activations(model, image, seen, classes, out, title)
 
     @staticmethod
     def _image(request: ActivationsRequest | ExplainRequest, data: Dataset) -> tuple[np.ndarray, int | None]:
@@ -160,7 +162,8 @@ class Server:
             seconds = running.seconds if running and running.seconds is not None else 0.0
             return FiltersAnswer(state="ready", done=index.images, total=index.images, seconds=seconds)
         running = self.passes.get(request.index)
-        if running is None or running.error is not None:
+        # Not begun, failed, or done but its file gone since (the API's cache keeps so many): (again) from the start.
+        if running is None or running.error is not None or running.seconds is not None:
             self._start(request, path)
         return self.passes[request.index].status()
 
