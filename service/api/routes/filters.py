@@ -85,8 +85,8 @@ async def _one(
     settings: Settings,
     inside: Inside,
 ) -> tuple[FilterAnswer, FilePath] | Response:
+    net = await network(db, store, settings, job_id)  # first: an unknown job is a 404 whatever the channel
     _check(layer, channel)
-    net = await network(db, store, settings, job_id)
     base = _filters(net, inside)
     status = await inside.filters(base, wait)
     if status.state != "ready":

@@ -13,7 +13,7 @@ from service import queries
 from service.api import images
 from service.api.deps import JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
 from service.api.inside import Inside, InsideDep, Mistake, TestImages, lifespan
-from service.api.inside_network import Network, dataset_ref, network
+from service.api.inside_network import Network, network
 from service.api.predictor import Predictor
 from service.api.presenter import PNG, json_response
 from service.api.routes.predict import ERRORS as UPLOAD_ERRORS
@@ -26,7 +26,7 @@ from service.contracts import (
     ImageRef,
 )
 from service.errors import InvalidRequest, NotFound
-from service.spec import TEST_SIZE, JobSpec
+from service.spec import TEST_SIZE
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["inside"], lifespan=lifespan)
 
@@ -217,19 +217,21 @@ async def post_explanation_image(
 
 
 @router.get("/test-images", response_model=TestImages, responses=ERRORS)
-async def get_test_images(job_id: JobIdPath, db: ReadDatabaseDep, settings: SettingsDep, inside: InsideDep) -> Response:
+async def get_test_images(
+    job_id: JobIdPath, db: ReadDatabaseDep, store: StoreDep, settings: SettingsDep, inside: InsideDep
+) -> Response:
     """The job's test images by class, and those its latest evaluated epoch got wrong: which to look inside with."""
+    net = await network(db, store, settings, job_id)  # a job with no weights yet has nothing to look inside with
 
-    def read(session: Session) -> tuple[JobSpec, int | None, dict[str, Any]]:
-        job = queries.job_row(session, job_id)
+    def read(session: Session) -> tuple[int | None, dict[str, Any]]:
         try:
             _, row = queries.evaluated_epoch(session, job_id, None)
-        except NotFound:  # not evaluated yet: no mistakes to list
-            return JobSpec.model_validate(job.spec), None, {}
-        return JobSpec.model_validate(job.spec), row.epoch, row.details.get("mistakes") or {}
+        except NotFound:  # a checkpoint taken before the first evaluation: no mistakes to list
+            return None, {}
+        return row.epoch, row.details.get("mistakes") or {}
 
-    spec, epoch, mistakes = await db.run(read)
-    found = await inside.labels(dataset_ref(spec, settings))
+    epoch, mistakes = await db.run(read)
+    found = await inside.labels(net.data)
     wrong = [
         Mistake(test_index=k, true=found.classes[found.labels[k]], predicted=found.classes[p])
         for k, p in zip(mistakes.get("indices", []), mistakes.get("predicted", []), strict=False)
