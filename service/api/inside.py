@@ -8,6 +8,7 @@ dashboard asks for both, and the second costs nothing.
 
 import asyncio
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -94,15 +95,16 @@ class Inside:
         numbers, picture = self._path(key, ".json"), self._path(key, ".png")
         answer_type = ExplainAnswer if isinstance(request, ExplainRequest) else ActivationsAnswer
         async with self.lock:  # one request at a time: the same image asked twice at once is made once
-            if not (numbers.is_file() and picture.is_file()):
-                self.cache_dir.mkdir(parents=True, exist_ok=True)
-                answer = await self.ask(request.model_copy(update={"out": str(picture)}))
-                if not isinstance(answer, answer_type):
-                    raise ServiceUnavailable(f"looking inside the network answered {answer.kind!r}")
-                _write(numbers, answer.model_dump_json(by_alias=True).encode())
-                self._prune()
-                return answer, picture
-        return answer_type.model_validate_json(numbers.read_bytes()), picture
+            cached = _cached(numbers, picture)
+            if cached is not None:
+                return answer_type.model_validate_json(cached), picture
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            answer = await self.ask(request.model_copy(update={"out": str(picture)}))
+            if not isinstance(answer, answer_type):
+                raise ServiceUnavailable(f"looking inside the network answered {answer.kind!r}")
+            _write(numbers, answer.model_dump_json(by_alias=True).encode())
+            self._prune()
+            return answer, picture
 
     def index_path(self, key: str) -> Path:
         """Where the filter index of the weights and test images `key` names is kept: a folder of its own, pruned
@@ -129,8 +131,9 @@ class Inside:
     async def filter(self, request: FilterRequest, key: str) -> tuple[FilterAnswer, Path] | FiltersAnswer:
         """One filter's strongest images and their picture; the pass's progress instead while it is not done."""
         numbers, picture = self._path(key, ".json"), self._path(key, ".png")
-        if numbers.is_file() and picture.is_file():
-            return FilterAnswer.model_validate_json(numbers.read_bytes()), picture
+        cached = _cached(numbers, picture)
+        if cached is not None:
+            return FilterAnswer.model_validate_json(cached), picture
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         answer = await self.ask(request.model_copy(update={"out": str(picture)}))
         if isinstance(answer, FiltersAnswer):
@@ -144,7 +147,7 @@ class Inside:
     async def overview(self, request: OverviewRequest, key: str) -> Path | FiltersAnswer:
         """A layer's overview picture; the pass's progress instead while it is not done."""
         picture = self._path(key, ".png")
-        if picture.is_file():
+        if _cached(picture, picture) is not None:
             return picture
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         answer = await self.ask(request.model_copy(update={"out": str(picture)}))
@@ -170,6 +173,17 @@ class Inside:
     async def close(self) -> None:
         """Stop the process, if there is one."""
         await self.child.close()
+
+
+def _cached(numbers: Path, picture: Path) -> bytes | None:
+    """The cached answer's bytes when both files are there, marked as just used (pruned last); else None."""
+    try:
+        data = numbers.read_bytes()
+        os.utime(picture)
+        os.utime(numbers)
+    except FileNotFoundError:  # never made, or pruned: made again
+        return None
+    return data
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -58,6 +58,7 @@ class Models:
         self.loaded: OrderedDict[str, nn.Module] = OrderedDict()
 
     def get(self, ref: ModelRef) -> nn.Module:
+        """The network `ref` names: `weights.pt`'s state_dict, or a checkpoint's, loaded once per key."""
         if ref.key in self.loaded:
             self.loaded.move_to_end(ref.key)
             return self.loaded[ref.key]
@@ -92,6 +93,7 @@ class Pass:
         self.seconds: float | None = None
 
     def status(self) -> FiltersAnswer:
+        """How far the pass has come, as the API reports it."""
         failed = self.error is not None
         seconds = self.seconds if self.seconds is not None else time.monotonic() - self.began
         state = "failed" if failed else "computing"
@@ -125,6 +127,7 @@ class Server:
             return Failure(invalid=False, message=f"{type(exc).__name__}: {exc}")
 
     def look(self, request: ActivationsRequest | ExplainRequest) -> BaseModel:
+        """One image's activations, or its Grad-CAM and saliency: the numbers, and the picture when asked for."""
         data = _dataset(request.data)
         image, label = self._image(request, data)
         classes = request.classes or list(data.classes)
@@ -185,6 +188,7 @@ class Server:
         threading.Thread(target=work, name=f"filters {path.name}", daemon=True).start()
 
     def filter(self, request: FilterRequest | OverviewRequest) -> BaseModel:
+        """A filter's strongest images (or a layer's overview picture) once the pass is done; its progress before."""
         status = self.filters(request)
         if status.state != "ready":
             return status
