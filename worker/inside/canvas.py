@@ -19,9 +19,10 @@ BAR_PX = 14
 # Sizes are given in points, as matplotlib's are, for a 100 dpi picture: the service's other pictures' scale.
 PX_PER_POINT = 100 / 72
 LINE_SPACING = 1.25
+MIN_POINTS = 8
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=64)
 def _font(size: float, bold: bool) -> ImageFont.FreeTypeFont:
     path = findfont(FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal"))
     return ImageFont.truetype(path, round(size * PX_PER_POINT))
@@ -90,9 +91,14 @@ class Canvas:
         va: str = "top",
         bold: bool = False,
         vertical: bool = False,
+        fit: float | None = None,
     ) -> None:
         """Words at (`x`, `y`) px from the top left, `size` in points; by default `y` is their top. `vertical` turns
-        them a quarter left (reading upwards), centred on (`x`, `y`)."""
+        them a quarter left (reading upwards), centred on (`x`, `y`). With `fit`, a line wider than `fit` px is set
+        smaller until it fits (a long job name in a title), down to 8 pt."""
+        if fit is not None:
+            while size > MIN_POINTS and max(_font(size, bold).getlength(line) for line in words.split("\n")) > fit:
+                size -= 0.5
         self.words.append((x, y, words, size, ha, va, bold, vertical))
 
     def colour_bar(self, left: int, top: int, height: int, cmap: str, high: float, label: str) -> None:

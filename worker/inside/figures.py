@@ -30,7 +30,7 @@ HEAT_MAP = "jet"  # Grad-CAM's paper's colours: red where the class's evidence i
 HEAT_ALPHA = 0.5
 SALIENCY_MAP = "magma"
 # The explanation: three panels of 288 px (a 224 px input enlarged, or a 64 px one 4.5×), each with room for a bar.
-PANEL_PX, PANEL_GAP_PX, EXPLAIN_TOP_PX = 288, 150, 96
+PANEL_PX, PANEL_GAP_PX, EXPLAIN_TOP_PX = 288, 150, 116
 
 
 def tile_boxes(layer_index: int, count: int) -> list[tuple[float, float, float, float]]:
@@ -76,7 +76,7 @@ def draw_activations(
     their channel numbers, the layer's full (C, H, W) shape), conv1 first.
     """
     canvas = Canvas(WIDTH_PX, HEIGHT_PX)
-    canvas.text(16, 12, title, size=13, bold=True)
+    canvas.text(16, 12, title, size=13, bold=True, fit=WIDTH_PX - 32)
     note = "Each row: the layer's strongest channels on this image (highest mean activation after the ReLU), labelled"
     canvas.text(16, 36, f"{note} with their channel number; one colour scale per row.", size=10)
     size = image.shape[-1]
@@ -115,8 +115,9 @@ def draw_explain(
     width = 24 + 3 * PANEL_PX + 3 * PANEL_GAP_PX
     canvas = Canvas(width, EXPLAIN_TOP_PX + PANEL_PX + 24)
     which = "the class asked for" if asked else "the predicted class"
-    canvas.text(16, 12, f"{title} — where it looked for “{class_name}” ({which})", size=13, bold=True)
-    canvas.text(16, 38, "top-5: " + " · ".join(f"{name} {p * 100:.1f} %" for name, p in top5), size=10)
+    canvas.text(16, 12, title, size=13, bold=True, fit=width - 32)
+    canvas.text(16, 38, f"Where it looked for “{class_name}” ({which})", size=12, bold=True, fit=width - 32)
+    canvas.text(16, 62, "top-5: " + " · ".join(f"{name} {p * 100:.1f} %" for name, p in top5), size=10)
     size = image.shape[-1]
     rgb = _rgb(image)
     high = float(saliency.max()) or 1.0

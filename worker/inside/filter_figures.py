@@ -34,8 +34,8 @@ def draw_filter(
     them), `boxes` the receptive field of each one's strongest position in input pixels, `labels` a line each."""
     rows = max(1, -(-len(images) // GRID))
     canvas = Canvas(24 + GRID * CELL_W_PX, HEADER_PX + rows * CELL_H_PX + 8)
-    canvas.text(16, 12, title, size=13, bold=True)
-    canvas.text(16, 38, subtitle, size=10)
+    canvas.text(16, 12, title, size=13, bold=True, fit=canvas.width - 32)
+    canvas.text(16, 38, subtitle, size=10, fit=canvas.width - 32)
     for n, (image, box, label) in enumerate(zip(images, boxes, labels, strict=True)):
         row, column = divmod(n, GRID)
         left, top = 16 + column * CELL_W_PX, HEADER_PX + row * CELL_H_PX
@@ -73,8 +73,8 @@ def draw_overview(blocks: Sequence[tuple[int, float, np.ndarray]], title: str, s
     rows = max(1, -(-len(blocks) // COLUMNS))
     width = 32 + COLUMNS * (block_px + BLOCK_GAP_PX)
     canvas = Canvas(width, OVERVIEW_HEADER_PX + rows * (block_px + LABEL_PX + BLOCK_GAP_PX))
-    canvas.text(16, 12, title, size=13, bold=True)
-    canvas.text(16, 38, subtitle, size=10)
+    canvas.text(16, 12, title, size=13, bold=True, fit=width - 32)
+    canvas.text(16, 38, subtitle, size=10, fit=canvas.width - 32)
     for n, (channel, peak, crops) in enumerate(blocks):
         row, column = divmod(n, COLUMNS)
         left = 16 + column * (block_px + BLOCK_GAP_PX)

@@ -191,6 +191,7 @@ export class Inside {
       }
       if (chosen !== this.chosen) return; // another image was picked meanwhile
       this.render(explained, activations, explainSrc, activationsSrc, what);
+      if (!this.images) this.refresh(); // the job had no weights when the page opened: the lists come now
     } catch (error) {
       if (chosen === this.chosen) this.say(error.message);
     }
