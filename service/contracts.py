@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 # ---------------------------------------------------------------- looking inside a trained network
 # The API (`service.api.inside`) asks `python -m worker.inside.server` one request a line; one answer a line.
-
 # CIFAR-10's images are 32×32 RGB: what an upload is reduced to, and what a test image is.
 PIXEL_BYTES = 32 * 32 * 3
 ConvLayer = Literal["conv1", "conv2", "conv3", "conv4", "conv5"]
@@ -151,8 +150,8 @@ INSIDE_REQUEST: TypeAdapter[InsideRequest] = TypeAdapter(InsideRequest)
 
 
 class ClassProbability(Strict):
+    # `class` is a Python keyword: the field is `class_` in Python, and always `class` on the wire.
     model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True, validate_by_name=True)
-
     class_: str = Field(alias="class")
     probability: float = Field(description="0–1: the softmax of the network's output.")
 

@@ -1,6 +1,6 @@
 """Looking inside a network trained for real (once for the module, by a real worker, on the synthetic set at 128 px):
 activations equal the convolutions done by hand, Grad-CAM equals captum's and finds where the class is, the top-9
-images of a filter are the argmax found by brute force, and the HTTP routes answer with all of it, or a clear 4xx."""
+images of a filter are the argmax found by brute force; through HTTP too (the routes themselves: test_inside_api.py)."""
 
 import copy
 from collections.abc import Iterator
@@ -15,17 +15,14 @@ from captum.attr import LayerGradCam
 from fastapi.testclient import TestClient
 
 from bench.processes import start_worker
-from service import artifacts, jobs, queries
+from service import artifacts, queries
 from service.api.app import create_app
 from service.config import Settings
 from service.contracts import ModelRef, WeightsUsed
 from service.db import make_engine, make_sessionmaker, transaction
-from service.spec import JobSpec
 from service.storage import make_store
 from tests.helpers import make_settings, sqlite_database
-from tests.test_predict import BAD_IMAGES, png
 from worker import synthetic
-from worker.checkpoint import Checkpoints
 from worker.data import load_dataset
 from worker.inside.activations import CONV_LAYERS, feature_maps
 from worker.inside.filters import TOP, build_index
@@ -191,107 +188,3 @@ def test_the_top_nine_of_a_filter_are_the_argmax_over_the_test_images(trained: T
     first = answer["images"][0]
     assert first["label"] == synthetic.CLASS_NAMES[trained.test_labels[first["test_index"]]]
     assert list(first["position"]) == index.layers["conv3"].positions[14][0].tolist()
-
-
-def test_every_picture_is_a_png_and_asked_again_comes_from_the_cache(trained: Trained) -> None:
-    job, client = trained.job_id, trained.client
-    urls = [
-        f"/jobs/{job}/activations.png?image=5",
-        f"/jobs/{job}/explain.png?image=5",
-        f"/jobs/{job}/explain.png?image=5&class=blue%20rings",
-        f"/jobs/{job}/filters/conv5/3.png?wait=120",
-        f"/jobs/{job}/filters/conv1.png?count=16&wait=120",
-    ]
-    folder = trained.settings.artifact_dir.parent / "pictures"
-    folder.mkdir(exist_ok=True)
-    for url in urls:
-        first = client.get(url)
-        assert first.status_code == 200, first.text
-        assert first.headers["content-type"] == "image/png" and first.content.startswith(b"\x89PNG")
-        (folder / f"{len(list(folder.iterdir()))}.png").write_bytes(first.content)
-        assert client.get(url).content == first.content
-    # Asking for another class draws another picture.
-    assert client.get(urls[1]).content != client.get(urls[2]).content
-
-
-def test_an_uploaded_image_is_looked_at_as_its_test_image_is(trained: Trained) -> None:
-    job, client = trained.job_id, trained.client
-    as_test = client.get(f"/jobs/{job}/explain", params={"image": 9}).json()
-    files = {"image": ("mine.png", png(trained.test_images[9], scale=4), "image/png")}
-    uploaded = client.post(f"/jobs/{job}/explain", files=files)
-    assert uploaded.status_code == 200, uploaded.text
-    mine = uploaded.json()
-    # A 4× enlargement comes back to the same 32×32 pixels: the same answer, but for not being a test image.
-    assert mine["test_index"] is None and mine["label"] is None
-    assert mine["cam"] == as_test["cam"] and mine["predictions"] == as_test["predictions"]
-    asked = client.post(f"/jobs/{job}/explain", files=files, data={"class": "white cross"}).json()
-    assert asked["class_name"] == "white cross"
-    layers = client.post(f"/jobs/{job}/activations", files=files).json()["layers"]
-    assert [layer["layer"] for layer in layers] == list(CONV_LAYERS)
-    for path in ("activations.png", "explain.png"):
-        picture = client.post(f"/jobs/{job}/{path}", files=files)
-        assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
-
-
-def test_bad_uploads_are_refused_before_anything_is_decoded(trained: Trained) -> None:
-    for what, data, status, code in BAD_IMAGES:
-        for path in ("activations", "explain.png"):
-            response = trained.client.post(f"/jobs/{trained.job_id}/{path}", files={"image": ("x", data, "image/png")})
-            assert response.status_code == status, (what, path, response.text)
-            assert response.json()["error"]["code"] == code
-
-
-def test_what_a_job_does_not_have_is_a_clear_4xx(trained: Trained) -> None:
-    job, client = trained.job_id, trained.client
-    cases = [
-        (f"/jobs/{job}/activations?image=200", 422, "200"),  # 200 test images: 0–199
-        (f"/jobs/{job}/activations?image=-1", 422, "image"),
-        (f"/jobs/{job}/activations", 422, "image"),
-        (f"/jobs/{job}/explain?image=0&class=zebra", 422, "zebra"),
-        (f"/jobs/{job}/filters/conv2/192", 422, "0–191"),
-        (f"/jobs/{job}/filters/conv6/0", 422, "layer"),  # the layer named is none of conv1…conv5
-        (f"/jobs/{job}/filters/fc1.png", 422, "layer"),
-        ("/jobs/999/activations.png?image=0", 404, "999"),
-        ("/jobs/999/filters", 404, "999"),
-    ]
-    for url, status, named in cases:
-        response = client.get(url)
-        assert response.status_code == status, (url, response.text)
-        assert named in response.text, (url, response.text)
-    queued = client.post("/jobs", json=SPEC).json()["id"]  # no worker now: it stays queued
-    for url in (
-        f"/jobs/{queued}/explain.png?image=0",
-        f"/jobs/{queued}/filters/conv1/0",
-        f"/jobs/{queued}/test-images",
-    ):
-        error = client.get(url)
-        assert error.status_code == 409 and "no weights" in error.json()["error"]["message"]
-    client.post(f"/jobs/{queued}/cancel")
-
-
-def test_the_test_images_list_names_each_ones_class_and_the_latest_mistakes(trained: Trained) -> None:
-    listed = trained.client.get(f"/jobs/{trained.job_id}/test-images").json()
-    assert listed["classes"] == list(synthetic.CLASS_NAMES)
-    assert listed["labels"] == trained.test_labels.tolist() and listed["epoch"] == 1
-    for mistake in listed["mistakes"]:
-        assert mistake["true"] == synthetic.CLASS_NAMES[trained.test_labels[mistake["test_index"]]]
-        assert mistake["true"] != mistake["predicted"]
-
-
-def test_a_stopped_job_is_looked_at_through_its_newest_checkpoint(trained: Trained) -> None:
-    settings, client = trained.settings, trained.client
-    sessions = make_sessionmaker(make_engine(settings.database_url))
-    job_id = client.post("/jobs", json={**SPEC, "epochs": 3}).json()["id"]
-    with transaction(sessions) as s:
-        claim = jobs.claim_next(s, "test", False, settings.lease_seconds, settings.worker_alive_seconds)
-    assert claim is not None and claim.job_id == job_id
-    # What `fit` would save in epoch 2 after 17 steps: here, the trained job's weights.
-    state = {"model": trained.model.state_dict(), "history": [{"epoch": 1}], "step": 17}
-    checkpoints = Checkpoints(make_store(settings), sessions, claim)
-    checkpoints.commit(checkpoints.save(state, mid_epoch=True))
-    assert JobSpec.model_validate(client.get(f"/jobs/{job_id}").json()["spec"]).epochs == 3
-    answer = client.get(f"/jobs/{job_id}/explain", params={"image": 4})
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["used"] == {"job_id": job_id, "source": "checkpoint", "epoch": 2, "step": 17}
-    same = client.get(f"/jobs/{trained.job_id}/explain", params={"image": 4}).json()
-    assert answer.json()["cam"] == same["cam"]
