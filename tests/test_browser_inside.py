@@ -33,7 +33,8 @@ TINY = {
     "epochs": 1,
 }
 SCREENSHOTS = ROOT / "var" / "screenshots"
-TIMEOUT_MS = 90_000  # the first look starts the worker-side process and loads torch, on two shared cores
+# The first look starts the worker-side process and loads torch, on two shared cores: expectations wait this long.
+TIMEOUT_MS = 90_000
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 expect = playwright_api.expect
@@ -141,34 +142,36 @@ def test_a_test_image_is_looked_inside_and_a_feature_map_leads_to_its_filter(tab
     number.fill("7")
     number.press("Enter")
     explained = section.locator('img[alt^="where the network looked in test image 7"]')
-    expect(explained).to_be_visible()
-    expect(explained).to_have_attribute("src", f"/jobs/{job}/explain.png?image=7")
-    expect(section.locator(".bars li")).to_have_count(5)
+    expect(explained).to_be_visible(timeout=TIMEOUT_MS)
+    expect(explained).to_have_attribute("src", f"/jobs/{job}/explain.png?image=7", timeout=TIMEOUT_MS)
+    expect(section.locator(".bars li")).to_have_count(5, timeout=TIMEOUT_MS)
     activations = section.locator('img[alt="activations of test image 7, layer by layer"]')
-    expect(activations).to_be_visible()
+    expect(activations).to_be_visible(timeout=TIMEOUT_MS)
     assert activations.evaluate("img => img.complete && img.naturalWidth > 1000")
     # Every picture opens at full size: each is inside a link to itself.
     for img in (explained, activations):
         link = section.locator(f'a[href="{img.get_attribute("src")}"]')
-        expect(link.first).to_have_attribute("target", "_blank")
+        expect(link.first).to_have_attribute("target", "_blank", timeout=TIMEOUT_MS)
     # A button over each of the 5 × 16 feature maps; the keyboard reaches them and Enter opens the filter.
     tiles = section.locator("button.tile")
-    expect(tiles).to_have_count(80)
+    expect(tiles).to_have_count(80, timeout=TIMEOUT_MS)
     tile = section.get_by_role("button", name=re.compile(r"^conv3 channel \d+:"))
     first = tile.first
     channel = int(re.search(r"channel (\d+)", first.get_attribute("aria-label") or "")[1])  # type: ignore[index]
     first.focus()
     page.keyboard.press("Enter")
     strongest = section.locator(f'img[alt="the test images that drive conv3 channel {channel} hardest"]')
-    expect(strongest).to_be_visible()
-    expect(strongest).to_have_attribute("src", f"/jobs/{job}/filters/conv3/{channel}.png")
+    expect(strongest).to_be_visible(timeout=TIMEOUT_MS)
+    expect(strongest).to_have_attribute("src", f"/jobs/{job}/filters/conv3/{channel}.png", timeout=TIMEOUT_MS)
     # From the filter back to one of its images.
     choices = section.locator("#inside-filter li button")
-    expect(choices).to_have_count(9)
+    expect(choices).to_have_count(9, timeout=TIMEOUT_MS)
     target = int(re.match(r"#(\d+)", choices.nth(1).inner_text())[1])  # type: ignore[index]
     choices.nth(1).click()
-    expect(number).to_have_value(str(target))
-    expect(section.locator(f'img[alt^="where the network looked in test image {target}"]')).to_be_visible()
+    expect(number).to_have_value(str(target), timeout=TIMEOUT_MS)
+    expect(section.locator(f'img[alt^="where the network looked in test image {target}"]')).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
     tab.screenshot("inside", "#inside")
     tab.assert_clean()
 
@@ -177,16 +180,19 @@ def test_grad_cam_for_another_class_and_a_random_image_of_a_class(tab: Tab, job:
     page = tab.page
     tab.go(f"/ui/jobs/{job}")
     section = page.locator("#inside")
-    expect(section.locator(".bars li")).to_have_count(5)  # the first mistake (or image 0) is shown on arrival
+    # The first mistake (or image 0) is shown on arrival.
+    expect(section.locator(".bars li")).to_have_count(5, timeout=TIMEOUT_MS)
     second = section.locator(".bars li .name").nth(1).inner_text()
     section.get_by_label("Grad-CAM for").select_option(second)
-    expect(section.locator(f'img[alt$=" for {second}"]')).to_be_visible()
+    expect(section.locator(f'img[alt$=" for {second}"]')).to_be_visible(timeout=TIMEOUT_MS)
     section.get_by_label("of class").select_option(label="blue rings")
     section.get_by_role("button", name="Random test image").click()
     index = int(section.get_by_label("Test image").input_value())
     labels = httpx.get(f"{tab.base}/jobs/{job}/test-images").json()["labels"]
     assert synthetic.CLASS_NAMES[labels[index]] == "blue rings"
-    expect(section.get_by_role("status").first).to_contain_text(f"test image {index} (true class: blue rings)")
+    expect(section.get_by_role("status").first).to_contain_text(
+        f"test image {index} (true class: blue rings)", timeout=TIMEOUT_MS
+    )
     tab.assert_clean()
 
 
@@ -194,18 +200,18 @@ def test_your_own_picture_is_looked_inside(tab: Tab, job: int, tmp_path: Path) -
     page = tab.page
     tab.go(f"/ui/jobs/{job}")
     section = page.locator("#inside")
-    expect(section.locator(".bars li")).to_have_count(5)
+    expect(section.locator(".bars li")).to_have_count(5, timeout=TIMEOUT_MS)
     picture = tmp_path / "mine.png"
     picture.write_bytes(png(synthetic.draw(1, np.random.default_rng(5))[0][0], scale=8))
     section.get_by_label(re.compile("Your own picture")).set_input_files(picture)
     explained = section.locator('img[alt^="where the network looked in your picture mine.png"]')
-    expect(explained).to_be_visible()
-    expect(explained).to_have_attribute("src", re.compile(r"^blob:"))
-    expect(section.locator("button.tile")).to_have_count(80)
+    expect(explained).to_be_visible(timeout=TIMEOUT_MS)
+    expect(explained).to_have_attribute("src", re.compile(r"^blob:"), timeout=TIMEOUT_MS)
+    expect(section.locator("button.tile")).to_have_count(80, timeout=TIMEOUT_MS)
     # A file that is no picture: the API's own message, and nothing else breaks.
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"not a picture at all")
     section.get_by_label(re.compile("Your own picture")).set_input_files(bad)
-    expect(section.get_by_role("status").first).to_contain_text("not a PNG or JPEG")
+    expect(section.get_by_role("status").first).to_contain_text("not a PNG or JPEG", timeout=TIMEOUT_MS)
     tab.errors = [e for e in tab.errors if " 415 " not in e]  # the refused upload, as the browser reports it
     tab.assert_clean()
