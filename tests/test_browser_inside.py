@@ -138,7 +138,7 @@ def test_a_test_image_is_looked_inside_and_a_feature_map_leads_to_its_filter(tab
     tab.go(f"/ui/jobs/{job}")
     section = page.locator("#inside")
     # Picked by number, with the keyboard alone.
-    number = section.get_by_label("Test image")
+    number = section.get_by_label("Test image", exact=True)
     number.fill("7")
     number.press("Enter")
     explained = section.locator('img[alt^="where the network looked in test image 7"]')
@@ -187,7 +187,7 @@ def test_grad_cam_for_another_class_and_a_random_image_of_a_class(tab: Tab, job:
     expect(section.locator(f'img[alt$=" for {second}"]')).to_be_visible(timeout=TIMEOUT_MS)
     section.get_by_label("of class").select_option(label="blue rings")
     section.get_by_role("button", name="Random test image").click()
-    index = int(section.get_by_label("Test image").input_value())
+    index = int(section.get_by_label("Test image", exact=True).input_value())
     labels = httpx.get(f"{tab.base}/jobs/{job}/test-images").json()["labels"]
     assert synthetic.CLASS_NAMES[labels[index]] == "blue rings"
     expect(section.get_by_role("status").first).to_contain_text(
