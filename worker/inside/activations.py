@@ -48,9 +48,8 @@ def classify(model: nn.Module, conv5: torch.Tensor) -> torch.Tensor:
     return logits.float()
 
 
-def strongest_channels(maps: torch.Tensor, count: int = SHOWN_CHANNELS) -> list[int]:
-    """The `count` channels of one image's maps (C, H, W) with the highest mean activation, strongest first."""
-    means = maps.float().mean(dim=(1, 2))
+def strongest_channels(means: torch.Tensor, count: int = SHOWN_CHANNELS) -> list[int]:
+    """The `count` channels with the highest mean activation (`means`: one per channel), strongest first."""
     order = torch.sort(means, descending=True, stable=True).indices
     return order[:count].tolist()
 

@@ -47,8 +47,9 @@ MODELS_KEPT = 2
 # The strongest images of a filter are looked for among the first 1,000 of a job's test images (its seeded subset, in
 # the dataset's order, which mixes the classes): 20 s on 2 CPU cores at 224 px, where all 10,000 would take ~4 min.
 FILTER_IMAGES = 1_000
-# Both cores: the filter pass is the long part, and one image's activations take ~0.1 s either way.
-THREADS = 2
+# One thread, as predictions use: the cores are usually training. On 2 busy cores a second thread made one image's
+# activations and Grad-CAM take 0.6–1.2 s against a steady 0.4 s, and did not speed up the filter pass either.
+THREADS = 1
 
 
 class Models:
