@@ -4,6 +4,8 @@ business; here, what the routes answer): pictures, cached; uploads as predict ta
 checkpoint; and a clear 4xx for everything a job does not have."""
 
 import io
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,6 +14,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
+from bench.processes import ROOT
 from service import artifacts, jobs, records
 from service.api.app import create_app
 from service.config import Settings
@@ -184,3 +187,12 @@ def test_a_stopped_job_is_looked_at_through_its_newest_checkpoint(trained: Train
     assert answer.json()["used"] == {"job_id": job_id, "source": "checkpoint", "epoch": 2, "step": 17}
     same = client.get(f"/jobs/{trained.job_id}/explain", params={"image": 4}).json()
     assert answer.json()["cam"] == same["cam"]
+
+
+def test_the_bench_times_one_image_the_filter_pass_and_its_pictures() -> None:
+    command = [sys.executable, "-m", "bench.inside", "--size", "64", "--images", "200", "--repeats", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "warm, 64 px, median of 2" in result.stdout
+    assert "filter pass over 200 test images at 64 px" in result.stdout
+    assert "a layer's overview, 32 channels" in result.stdout
