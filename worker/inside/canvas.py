@@ -109,7 +109,7 @@ class Canvas:
             y = top + (1 - fraction) * (height - 1)
             self.box(left + BAR_PX, round(y), 4, 1, (40, 40, 40))
             self.text(left + BAR_PX + 6, y, _tick(fraction * high), size=8, va="center")
-        self.text(left + BAR_PX + 62, top + height / 2, label, size=8, vertical=True)
+        self.text(left + BAR_PX + 72, top + height / 2, label, size=8, vertical=True)
 
     def save(self, path: Path) -> None:
         """Write the PNG, whole or not at all (a temporary file renamed)."""
