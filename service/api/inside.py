@@ -38,9 +38,9 @@ from service.contracts import (
 )
 from service.errors import InvalidRequest, ServiceUnavailable
 
-# Files kept (each picture 50–400 kB, each answer a few kB, each filter index ~100 kB); the oldest go beyond this.
+# Pictures and answers kept (each picture 50–400 kB, each answer a few kB); the oldest go beyond this.
 CACHE_FILES = 600
-# Filter indices kept: ~100 kB each, one per job's weights looked at.
+# Filter indices kept: ~300 kB each, one per job's weights looked at.
 INDICES_KEPT = 50
 # The first request starts the process, imports torch and loads a 228 MB model, or a 700 MB checkpoint: seconds.
 # Everything else answers in about a second; a filter pass runs beside the requests and is never waited for here.
