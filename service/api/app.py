@@ -26,7 +26,7 @@ from service.storage import make_store
 STATIC = Path(__file__).resolve().parent / "static"
 
 # An image upload: the image (images.MAX_BYTES, checked by the route) and room for the multipart framing around it.
-PREDICT_PATH = re.compile(r"/jobs/[^/]+/predict")
+PREDICT_PATH = re.compile(r"/jobs/[^/]+/(?:predict|activations|explain)(?:\.png)?")
 PREDICT_BODY_BYTES = images.MAX_BYTES + 64 * 1024
 
 # Swagger UI and ReDoc group the operations under these, in this order.
@@ -36,6 +36,7 @@ TAGS = [
     {"name": "pictures", "description": "Kernels at any epoch and across epochs, confusion, mistakes, weight change."},
     {"name": "files", "description": "The curves and every file a job published (weights.pt, metrics.csv, …)."},
     {"name": "predict", "description": "What a trained job's network makes of an image."},
+    {"name": "inside", "description": "Activations, where the network looked (Grad-CAM), what excites a filter."},
     {"name": "sweeps", "description": "A grid of specs queued as jobs, and its leaderboard."},
     {"name": "compare", "description": "Several jobs side by side."},
     {"name": "events", "description": "Live streams of what happens to jobs, and their logs."},

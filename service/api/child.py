@@ -10,12 +10,13 @@ import asyncio
 import sys
 from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from service.contracts import Answer, Contract, problems
+from service.contracts import Answer, problems
 from service.errors import ServiceUnavailable
 
 A = TypeVar("A", bound=Answer)
+T = TypeVar("T")
 
 
 class ChildProcess:
@@ -26,14 +27,19 @@ class ChildProcess:
         self.process: asyncio.subprocess.Process | None = None
         self.lock = asyncio.Lock()
 
-    async def ask(self, request: Contract, answer: type[A]) -> A:
+    async def ask(self, request: BaseModel, answer: type[A]) -> A:
         """Send `request` and return the answer, an `answer`; ServiceUnavailable if the process cannot start, dies, is
         too slow or answers something else."""
+        return await self.exchange(request, TypeAdapter(answer))
+
+    async def exchange(self, request: BaseModel, answer: TypeAdapter[T]) -> T:
+        """Send `request` and return the answer as `answer` validates it (a union of answers, say); ServiceUnavailable
+        as for `ask`."""
         async with self.lock:  # the process answers in order: one request in flight
             process = await self._process()
             assert process.stdin is not None and process.stdout is not None
             try:
-                process.stdin.write(request.model_dump_json().encode() + b"\n")
+                process.stdin.write(request.model_dump_json(by_alias=True).encode() + b"\n")
                 await process.stdin.drain()
                 line = await asyncio.wait_for(process.stdout.readline(), self.timeout)
             except (TimeoutError, ConnectionError) as exc:
@@ -43,7 +49,7 @@ class ChildProcess:
                 await self.close()
                 raise ServiceUnavailable(f"the {self.what} process stopped; try again")
             try:
-                return answer.model_validate_json(line)
+                return answer.validate_json(line)
             except ValidationError as exc:  # not one of ours, or out of step: a fresh process is the cure
                 await self.close()
                 raise ServiceUnavailable(f"the {self.what} process answered nonsense ({problems(exc)})") from exc
