@@ -97,9 +97,8 @@ def test_the_prediction_process_answers_a_bad_request_naming_the_field(tmp_path:
         answer = child.ask(json.dumps({**request, "pixels": short}))
         assert answer["probabilities"] == []
         assert answer["error"].startswith("invalid request: pixels: Value error, expected 32×32 RGB (3072 bytes)")
-        assert (
-            "invalid request: key: Field required" in child.ask(json.dumps({"weights": "w", "image_size": 64}))["error"]
-        )
+        missing = child.ask(json.dumps({"weights": "w", "image_size": 64}))
+        assert "invalid request: key: Field required" in missing["error"]
         # A valid request gets as far as the weights, which are not there: an error of its own, the process still up.
         pixels = base64.b64encode(bytes(PIXEL_BYTES)).decode()
         assert child.ask(json.dumps({**request, "pixels": pixels}))["error"].startswith("FileNotFoundError")
