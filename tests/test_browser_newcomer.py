@@ -5,7 +5,6 @@ read, opened at full size and downloaded at the epoch the slider shows."""
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,16 +19,8 @@ from tests.helpers import make_settings, sqlite_database
 
 pytestmark = pytest.mark.slow
 
-# Two epochs of five steps: seconds on a CPU, and an epoch before the last for the slider to go back to.
-TINY = {
-    "dataset": "synthetic",
-    "image_size": 64,
-    "batch_size": 32,
-    "train_samples": 160,
-    "test_samples": 64,
-    "device": "cpu",
-    "epochs": 2,
-}
+# The quick demo cut to two epochs of five steps: seconds on a CPU, and an epoch before the last for the slider.
+TINY = {**DEMO, "train_samples": 160, "test_samples": 64, "epochs": 2}
 SCREENSHOTS = ROOT / "var" / "screenshots"
 # Pictures are drawn on request by a helper process: seconds on an idle machine, a minute or more where the two
 # CPU cores are shared with other tests.
@@ -109,17 +100,10 @@ class Tab:
 
 @pytest.fixture
 def tab(browser: "playwright_api.Browser", base: str) -> Iterator[Tab]:
-    with open_tab(browser, base) as tab:
-        yield tab
-
-
-@contextmanager
-def open_tab(browser: "playwright_api.Browser", base: str) -> Iterator[Tab]:
     """A page in a context of its own, watched for script errors and for requests to another origin."""
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    tab = Tab(page, base)
+    tab = Tab(context.new_page(), base)
 
     def route(r: "playwright_api.Route") -> None:
         if urlsplit(r.request.url).hostname == "127.0.0.1":
@@ -129,12 +113,10 @@ def open_tab(browser: "playwright_api.Browser", base: str) -> Iterator[Tab]:
             r.abort()
 
     context.route("**/*", route)
-    page.on("console", lambda m: m.type == "error" and tab.errors.append(m.text))
-    page.on("pageerror", lambda e: tab.errors.append(f"uncaught: {e}"))
-    try:
-        yield tab
-    finally:
-        context.close()
+    tab.page.on("console", lambda m: m.type == "error" and tab.errors.append(m.text))
+    tab.page.on("pageerror", lambda e: tab.errors.append(f"uncaught: {e}"))
+    yield tab
+    context.close()
 
 
 # ---------------------------------------------------------------- offline docs
