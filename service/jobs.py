@@ -17,7 +17,7 @@ from service import events
 from service.errors import Conflict
 from service.models import FINISHED, Job, Status, Worker, utcnow
 from service.queries import get_job
-from service.spec import JobSpec, check_new
+from service.spec import JobSpec
 
 
 class LeaseLost(Exception):
@@ -36,7 +36,6 @@ def create_job(
 ) -> Job:
     """Queue a job (one of sweep `sweep_id`'s, if given), or return the job already created under the same
     idempotency key and body."""
-    check_new(spec)
     if idempotency_key is not None:
         existing = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
         if existing is not None:

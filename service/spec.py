@@ -137,8 +137,9 @@ def batch_problem(batch_size: Any, train_samples: Any) -> str | None:
 
 
 def check_new(spec: JobSpec) -> None:
-    """Refuse, naming the field, a spec that validates but would not train as asked. Only jobs about to be queued
-    are checked: specs already stored are read as they are, whatever rules came later."""
+    """Refuse, naming the field, a spec a client sent that validates but would not train as asked (POST /jobs and a
+    rerun; a sweep checks its combinations as it validates). Only what is about to be queued is checked: stored
+    specs read as they are, whatever rules came later, and code that queues jobs itself may ask for anything."""
     problem = batch_problem(spec.batch_size, spec.train_samples)
     if problem:
         raise InvalidRequest(problem, [{"loc": ["body", "batch_size"], "msg": problem, "type": "batch_too_large"}])

@@ -16,7 +16,7 @@ from service.api.deps import DatabaseDep, JobIdPath, ReadDatabaseDep, StoreDep, 
 from service.api.presenter import job_out, json_response
 from service.api.schemas import ErrorBody, JobList, JobOut
 from service.models import Status
-from service.spec import DEMO, JobSpec
+from service.spec import DEMO, JobSpec, check_new
 
 log = logging.getLogger("service")
 
@@ -70,6 +70,7 @@ async def submit_job(
 ) -> Response:
     """Queue a training job; the answer echoes the spec with every default filled in."""
     spec = spec or JobSpec()
+    check_new(spec)
     digest = _digest(spec)
     return _created(await db.run(lambda s: job_out(jobs.create_job(s, spec, idempotency_key, digest))))
 
@@ -95,6 +96,7 @@ async def rerun_job(
 
     def rerun(session: Session) -> JobOut:
         spec = JobSpec.model_validate({**queries.job_row(session, job_id).spec, **changed})
+        check_new(spec)
         return job_out(jobs.create_job(session, spec, idempotency_key, _digest(spec)))
 
     return _created(await db.run(rerun))
