@@ -30,6 +30,10 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# Ids that leave the database (a job's, a sweep's, an event's) are never handed out twice, even after the newest row
+# is deleted: a bookmark, a script or a stream's Last-Event-ID must never come to mean another row. Without
+# AUTOINCREMENT, SQLite gives a new row the largest id in use plus one; Postgres's sequences never go back anyway.
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -79,6 +83,7 @@ class Job(Base):
     """One training job. Its status is written only by `service.jobs`."""
 
     __tablename__ = "jobs"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -161,6 +166,7 @@ class JobEvent(Base):
     """
 
     __tablename__ = "job_events"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -193,6 +199,7 @@ class Sweep(Base):
     """A grid of specs queued together as jobs (`jobs.sweep_id`); what it asked for, kept as it was sent."""
 
     __tablename__ = "sweeps"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str | None] = mapped_column(String(200))

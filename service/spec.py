@@ -1,10 +1,22 @@
 """The job spec: what a job trains. The one contract between the API (which validates and stores it) and the
 worker (which trains exactly it: `worker.train.fit` takes a `JobSpec`)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from difflib import get_close_matches
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from service.errors import InvalidRequest
 
 # CIFAR-10's split sizes; the synthetic dataset has the same shape so the two are interchangeable.
 TRAIN_SIZE = 50_000
@@ -75,6 +87,62 @@ class JobSpec(BaseModel):
     )
     # No NUL: PostgreSQL text cannot hold one (the insert failed with a 500); refused with 422 on every backend.
     name: str | None = Field(None, max_length=200, pattern=r"^[^\x00]*$", description="A free label.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_the_field_meant(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> "JobSpec":
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise suggest_fields(exc, cls.model_fields) from None
+
+
+# ---------------------------------------------------------------- what validates but is almost surely a slip
+
+
+def suggest_fields(exc: ValidationError, fields: Collection[str]) -> ValidationError:
+    """`exc` with `did you mean "epochs"?` added to each unknown field's error where one of `fields` is close."""
+    errors = exc.errors(include_url=False)
+
+    def guess(error: Any) -> str | None:
+        name = error["loc"][-1] if error["type"] == "extra_forbidden" and len(error["loc"]) == 1 else None
+        close = get_close_matches(name, fields, n=1) if isinstance(name, str) else []
+        return close[0] if close else None
+
+    if not any(guess(e) for e in errors):
+        return exc
+    # Each error keeps its place, type and input; only the messages of the misspelt fields grow.
+    details: list[InitErrorDetails] = [
+        {
+            "type": PydanticCustomError(e["type"], f'{e["msg"]}; did you mean "{meant}"?' if meant else e["msg"]),
+            "loc": e["loc"],
+            "input": e["input"],
+        }
+        for e in errors
+        for meant in [guess(e)]
+    ]
+    return ValidationError.from_exception_data(exc.title, details)
+
+
+def batch_problem(batch_size: Any, train_samples: Any) -> str | None:
+    """Why a batch larger than the training set is refused, or None: each epoch would be one smaller step, which is
+    `batch_size` = `train_samples` said by mistake (a full CIFAR-10 set, 50,000, is larger than any batch)."""
+    numbers = [isinstance(n, int | float) and not isinstance(n, bool) for n in (batch_size, train_samples)]
+    if not all(numbers) or batch_size <= train_samples:
+        return None
+    return (
+        f"batch_size {batch_size:g} is larger than train_samples {train_samples:g}: every epoch would be one step of "
+        f"{train_samples:g} images; give a batch_size of at most {train_samples:g}"
+    )
+
+
+def check_new(spec: JobSpec) -> None:
+    """Refuse, naming the field, a spec a client sent that validates but would not train as asked (POST /jobs and a
+    rerun; a sweep checks its combinations as it validates). Only what is about to be queued is checked: stored
+    specs read as they are, whatever rules came later, and code that queues jobs itself may ask for anything."""
+    problem = batch_problem(spec.batch_size, spec.train_samples)
+    if problem:
+        raise InvalidRequest(problem, [{"loc": ["body", "batch_size"], "msg": problem, "type": "batch_too_large"}])
 
 
 # ---------------------------------------------------------------- a spec in a few words

@@ -209,7 +209,7 @@ def test_a_job_submitted_through_the_form_is_listed_and_its_page_follows_it_live
     before = api.get("/jobs").json()["total"]
     tab.go("/")
     expect(page).to_have_url(re.compile(r"/ui/$"))
-    expect(page.get_by_label("Epochs", exact=True)).to_have_value("5")  # the schema's default
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value("3")  # the quick demo, where the form starts
 
     # The API's own message, next to the field it names.
     _fill_spec(page, {**TINY, "epochs": 0, "name": "from the form"})

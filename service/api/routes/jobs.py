@@ -23,7 +23,7 @@ from service.api.deps import (
 from service.api.presenter import BODY_ERRORS, job_out
 from service.api.schemas import ErrorBody, JobList, JobOut
 from service.models import Status
-from service.spec import DEMO, JobSpec
+from service.spec import DEMO, JobSpec, check_new
 
 log = logging.getLogger("service")
 
@@ -62,6 +62,7 @@ def submitted(session: Session, spec: JobSpec, idempotency_key: str | None) -> J
 def rerun(session: Session, job_id: int, changed: dict[str, object], idempotency_key: str | None) -> JobOut:
     """A new job with job `job_id`'s spec, `changed` where given, validated as a new spec is."""
     spec = JobSpec.model_validate({**queries.job_row(session, job_id).spec, **changed})
+    check_new(spec)
     return job_out(jobs.create_job(session, spec, idempotency_key))
 
 
@@ -89,7 +90,9 @@ async def submit_job(
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
     """Queue a training job; the answer echoes the spec with every default filled in."""
-    job = await db.run(submitted, spec or JobSpec(), idempotency_key)
+    spec = spec or JobSpec()
+    check_new(spec)
+    job = await db.run(submitted, spec, idempotency_key)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 

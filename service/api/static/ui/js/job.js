@@ -4,7 +4,8 @@ import { api, pathId } from "./api.js";
 import { LineChart, PALETTE, align } from "./charts.js";
 import { debounce, fill, h, showError } from "./dom.js";
 import { follow } from "./events.js";
-import { FINISHED, bytes, duration, number, percent, progressText, when } from "./format.js";
+import { Downloads } from "./downloads.js";
+import { FINISHED, duration, number, percent, progressText, when } from "./format.js";
 import { LogView } from "./log.js";
 import { Pictures } from "./pictures.js";
 import { ensureSignedIn } from "./signin.js";
@@ -32,7 +33,10 @@ const accuracy = new LineChart($("accuracy-chart"), {
   y: { label: "test accuracy (%)", range: [0, 100], format: (v) => `${Math.round(v * 10) / 10}` },
   series: [{ label: "test accuracy", color: PALETTE[4] }],
 });
-const pictures = new Pictures(id, $("picture-controls"), $("pictures"), $("weight-change"));
+const downloads = new Downloads($("files"), id);
+const pictures = new Pictures(id, $("picture-controls"), $("pictures"), $("weight-change"), {
+  onShow: (shown) => downloads.setEpoch(shown),
+});
 const log = new LogView($("log"), $("follow-log"));
 
 // ---------------------------------------------------------------- the job itself
@@ -117,31 +121,9 @@ async function loadSteps() {
 
 // ---------------------------------------------------------------- pictures, files and the log
 
-function renderFiles() {
-  const link = (file) =>
-    h("tr", {}, h("td", {}, h("a", { href: file.url }, file.name)), h("td", { class: "num" }, bytes(file.size)));
-  const main = state.files.filter((f) => !f.name.startsWith("history/"));
-  const history = state.files.filter((f) => f.name.startsWith("history/"));
-  const table = (files) =>
-    h(
-      "table",
-      { class: "files" },
-      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "File"), h("th", { scope: "col", class: "num" }, "Size"))),
-      h("tbody", {}, files.map(link)),
-    );
-  fill(
-    $("files"),
-    h("p", {}, h("a", { href: `${base}/metrics?format=csv` }, "Metrics per epoch (CSV)")),
-    main.length ? table(main) : h("p", { class: "muted" }, "No files yet."),
-    history.length
-      ? h("details", {}, h("summary", {}, `Kernel numbers per epoch (${history.length} file${history.length === 1 ? "" : "s"})`), table(history))
-      : null,
-  );
-}
-
 async function loadFiles() {
   state.files = (await api(`${base}/artifacts`)).artifacts;
-  renderFiles();
+  downloads.setFiles(state.files);
   await pictures.refresh(state.epochs.keys(), state.files);
 }
 

@@ -1,9 +1,12 @@
 // A job's pictures at one epoch: conv1 and conv2 kernels (initial, trained or their difference), the confusion
 // matrix and the test images it got wrong; and the weight change over all epochs. One slider picks the epoch.
-// Only pictures the API has the numbers for are asked for, so that no image is a broken link.
+// Only pictures the API has the numbers for are asked for, so that no image is a broken link. Every picture is a
+// link to its PNG that opens it at full size (lightbox.js); the test images and the confusion matrix get a row
+// each, where their labels and counts keep their own size.
 
 import { api } from "./api.js";
 import { fill, h } from "./dom.js";
+import { pictureLink } from "./lightbox.js";
 
 const STAGES = [
   ["trained", "trained"],
@@ -11,9 +14,10 @@ const STAGES = [
   ["initial", "initial"],
 ];
 
-function figure(src, alt, caption) {
+function figure(src, alt, caption, { wide = false } = {}) {
   const img = h("img", { src, alt, loading: "lazy", decoding: "async" });
-  const fig = h("figure", {}, img, h("figcaption", {}, caption));
+  const link = pictureLink(src, alt, caption, img, h("span", { class: "visually-hidden" }, " (open at full size)"));
+  const fig = h("figure", { class: wide ? "wide" : null }, link, h("figcaption", {}, caption));
   img.addEventListener("error", () => fill(fig, h("p", { class: "muted" }, `${alt}: could not be drawn.`)));
   return fig;
 }
@@ -23,8 +27,10 @@ function placeholder(caption, text) {
 }
 
 export class Pictures {
-  constructor(jobId, controls, grid, weightSlot) {
+  /** `onShow({epoch, tested, hasInitial})` hears which epoch's pictures are shown, each time that changes. */
+  constructor(jobId, controls, grid, weightSlot, { onShow = () => {} } = {}) {
     this.jobId = jobId;
+    this.onShow = onShow;
     this.grid = grid;
     this.weightSlot = weightSlot;
     this.epochs = []; // epochs with kernel numbers (0: the initialisation)
@@ -98,6 +104,7 @@ export class Pictures {
       this.shown = null;
       this.output.textContent = "—";
       fill(this.grid, h("p", { class: "muted" }, "Pictures appear once training starts."));
+      this.onShow(null);
       return;
     }
     this.output.textContent = epoch === 0 ? "0 (before training)" : `${epoch} of ${this.epochs[this.epochs.length - 1]}`;
@@ -113,12 +120,13 @@ export class Pictures {
       this.kernelPicture("conv1"),
       this.kernelPicture("conv2"),
       tested
-        ? figure(`/jobs/${this.jobId}/confusion.png?epoch=${epoch}`, `confusion matrix after epoch ${epoch}`, `Confusion matrix, epoch ${epoch}`)
+        ? figure(`/jobs/${this.jobId}/confusion.png?epoch=${epoch}`, `confusion matrix after epoch ${epoch}`, `Confusion matrix, epoch ${epoch}`, { wide: true })
         : placeholder("Confusion matrix", none),
       tested
-        ? figure(`/jobs/${this.jobId}/mistakes.png?epoch=${epoch}`, `misclassified test images after epoch ${epoch}`, `Mistakes (true → predicted), epoch ${epoch}`)
+        ? figure(`/jobs/${this.jobId}/mistakes.png?epoch=${epoch}`, `misclassified test images after epoch ${epoch}`, `Mistakes (true → predicted), epoch ${epoch}`, { wide: true })
         : placeholder("Mistakes", none),
     );
+    this.onShow({ epoch, tested, hasInitial: this.hasInitial });
   }
 
   renderWeights(file) {

@@ -52,16 +52,15 @@ function control(name, schema, nullable, id, describedBy) {
   return h("input", { ...common, type: "text", maxlength: schema.maxLength, autocomplete: "off" });
 }
 
+const valueKey = (value) => JSON.stringify(Object.entries(value || {}).sort());
+
 /** The examples POST /jobs documents and the schema's own, each once: [{key, summary, value}]. */
 function examples(openapi, spec) {
   const content = openapi.paths["/jobs"]?.post?.requestBody?.content?.["application/json"] || {};
   const found = Object.entries(content.examples || {}).map(([key, e]) => ({ key, summary: e.summary, value: e.value }));
   (spec.examples || []).forEach((value, i) => found.push({ key: `schema example ${i + 1}`, summary: "", value }));
   const seen = new Set();
-  return found.filter((e) => {
-    const key = JSON.stringify(Object.entries(e.value || {}).sort());
-    return !seen.has(key) && seen.add(key);
-  });
+  return found.filter((e) => !seen.has(valueKey(e.value)) && seen.add(valueKey(e.value)));
 }
 
 export function buildForm(form, openapi, { onCreated }) {
@@ -91,32 +90,32 @@ export function buildForm(form, openapi, { onCreated }) {
   const reset = () => {
     for (const { input, schema } of fields.values()) input.value = schema.default ?? "";
   };
+  // Each documented example once, "every default" among them; the form starts from the schema's own example, the
+  // quick demo, which trains in minutes anywhere (the defaults are hours of CIFAR-10, which may not be there).
   const choices = examples(openapi, spec);
+  const first = Math.max(0, choices.findIndex((e) => valueKey(e.value) === valueKey(spec.examples?.[0])));
   const exampleHint = h("p", { class: "hint", id: "example-hint" });
   const exampleSelect = h(
     "select",
     { id: "spec-example", "aria-describedby": "example-hint" },
-    h("option", { value: "" }, "the defaults"),
     choices.map((e, i) => h("option", { value: String(i) }, e.key)),
   );
-  exampleSelect.addEventListener("change", () => {
+  const startFrom = () => {
     reset();
     const chosen = choices[Number(exampleSelect.value)];
     exampleHint.textContent = chosen ? chosen.summary : "";
-    if (!chosen) return;
-    for (const [name, value] of Object.entries(chosen.value || {})) {
+    for (const [name, value] of Object.entries(chosen?.value || {})) {
       if (fields.has(name)) fields.get(name).input.value = value ?? "";
     }
-  });
+  };
+  exampleSelect.addEventListener("change", startFrom);
 
   const formError = h("div", { class: "error", role: "alert", hidden: true });
   const message = h("p", { role: "status", class: "ok" });
   const submit = h("button", { type: "submit", class: "primary" }, "Queue job");
-  const defaults = h("button", { type: "button" }, "Reset");
-  defaults.addEventListener("click", () => {
-    exampleSelect.value = "";
-    exampleHint.textContent = "";
-    reset();
+  const again = h("button", { type: "button", title: "Every field as the chosen starting point has it" }, "Reset");
+  again.addEventListener("click", () => {
+    startFrom();
     clearErrors();
   });
 
@@ -186,13 +185,14 @@ export function buildForm(form, openapi, { onCreated }) {
     }
   });
 
-  reset();
+  exampleSelect.value = String(first);
+  startFrom();
   fill(
     form,
     h("div", { class: "field" }, h("label", { for: "spec-example" }, "Start from"), exampleSelect, exampleHint),
     formError,
     h("div", { class: "fields" }, rows),
-    h("div", { class: "actions" }, submit, defaults),
+    h("div", { class: "actions" }, submit, again),
     message,
   );
 }
