@@ -20,6 +20,9 @@ from service.db import make_engine, make_sessionmaker
 from tests.helpers import Sessions, make_settings, postgres_schema, sqlite_database
 from worker.pictures import kernels
 
+# The dashboard's browser, API and tabs, shared by its two test modules.
+pytest_plugins = ["tests.browser"]
+
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
