@@ -15,7 +15,7 @@ from tests.helpers import make_settings, sqlite_database
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.slow
 
 XSS_NAME = '<script>alert("script")</script><img src=x onerror="alert(\'img\')">'
 

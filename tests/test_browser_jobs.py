@@ -16,7 +16,7 @@ from tests.browser import TINY, TRAINING_S, Tab
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.slow
 
 # The dashboard's own colours for the first two lines (service/api/static/ui/js/charts.js's PALETTE).
 FIRST_COLOURS = [(0x4E, 0x79, 0xA7), (0xF2, 0x8E, 0x2B)]
