@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from bench.job import JobTiming, bench_job, job_table, time_job
+from bench.job import bench_job, time_job
+from bench.job_timing import JobTiming, job_table
 from bench.measure import PREFETCH_FACTOR, Progress, Throughput, time_engine, time_lecture, train_step_flops
 from bench.peaks import measure_peaks, throughput_table
 from service.spec import JobSpec

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from matplotlib.figure import Figure
 from sqlalchemy import create_engine
@@ -20,7 +21,23 @@ from service.db import make_engine, make_sessionmaker
 from tests.helpers import Sessions, make_settings, postgres_schema, sqlite_database
 from worker.pictures import kernels
 
+# The dashboard's browser, API and tabs, shared by its two test modules.
+pytest_plugins = ["tests.browser"]
+
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (`make test` runs two processes), each process gets its own share of the cores, which the
+    processes its tests start inherit: a worker sets its threads to the cores it was given, so the two never run
+    more threads than there are cores, and neither waits on a thread the other's preempted."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    cores = sorted(os.sched_getaffinity(0))
+    if worker is None or count is None or len(cores) < int(count):
+        return
+    share = set(cores[int(worker.removeprefix("gw")) :: int(count)])
+    os.sched_setaffinity(0, share)
+    torch.set_num_threads(len(share))
 
 
 def _postgres_available() -> bool:

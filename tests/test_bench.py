@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from bench.job import bench_job, engine_tuning, job_table, time_job
+from bench.job import bench_job, engine_tuning, time_job
+from bench.job_timing import job_table
 from bench.peaks import fp32_matmul_as_convolutions, matmul_peak, matmul_size, measure_peaks
 from bench.processes import ROOT
 from worker.data import make_synthetic

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,14 @@ import torch
 
 from bench.processes import ROOT, STARTED, start_worker, stop, wait_for
 from service.config import Settings
-from service.models import FINISHED
-from tests.helpers import SMALL_JOB, Db, make_settings
+from service.models import FINISHED, Job
+from tests.helpers import LIGHT_JOB, Db, make_settings
 from worker import checkpoint
 from worker.loop import Worker
 
 pytestmark = pytest.mark.slow
 
-SPEC = SMALL_JOB
+SPEC = LIGHT_JOB  # 10 steps an epoch
 
 
 def short_leases(tmp_path: Path, url: str) -> Settings:
@@ -48,8 +47,15 @@ def assert_same_history(resumed: list[dict], uninterrupted: list[dict]) -> None:
             assert got["weight_change"][layer] == pytest.approx(change, rel=1e-3)
 
 
+def mid_epoch_after_a_checkpoint(job: Job) -> bool:
+    """Running, with a checkpoint recorded, and some steps into the epoch after it (10 steps an epoch). Of a job of 3
+    epochs: the worker waits for an epoch's checkpoint at the end of the next, so epoch 3 at the latest qualifies."""
+    done, epochs = job.steps_done, job.epochs_completed
+    return job.checkpoint is not None and epochs < 3 and done > 10 * epochs
+
+
 def mid_epoch(epoch: int):
-    """True once the job is past the first step of `epoch` (320 images / 32 = 10 steps an epoch)."""
+    """True once the job is past the first step of `epoch` (80 images / 8 = 10 steps an epoch)."""
     return lambda j: j.epochs_completed == epoch - 1 and j.steps_done >= (epoch - 1) * 10 + 2
 
 
@@ -60,16 +66,17 @@ def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_
     db = Db(settings, SPEC)
     job_id = db.submit(epochs=3, seed=5)
     victim = start_worker(settings, tmp_path / "victim.log")
-    db.when(job_id, "epoch 2 to begin", mid_epoch(2))
+    db.when(job_id, "a checkpoint, then steps past it", mid_epoch_after_a_checkpoint)
     victim.kill()  # SIGKILL: no handler runs, the lease is left to lapse
     victim.wait()
 
     rescuer = start_worker(settings, tmp_path / "rescuer.log")
     try:
-        job = db.when(job_id, "the job to finish elsewhere", lambda j: j.status in FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish elsewhere", lambda j: j.status in FINISHED)
     finally:
         assert stop(rescuer) == 0
     assert (job.status, job.error, job.attempts) == ("succeeded", None, 2)
+    assert "resuming after epoch" in (tmp_path / "rescuer.log").read_text()
     resumed = db.epochs(job_id)
     assert [e for e, _ in resumed] == [1, 2, 3]
 
@@ -83,21 +90,21 @@ def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_
 
 def test_sigstop_past_the_lease_then_sigcont_changes_nothing(settings: Settings, tmp_path: Path) -> None:
     db = Db(settings, SPEC)
-    job_id = db.submit(epochs=3)
+    job_id = db.submit(epochs=2)
     paused = start_worker(settings, tmp_path / "paused.log")
     db.when(job_id, "training to start", mid_epoch(1))
     os.kill(paused.pid, signal.SIGSTOP)
     try:
-        time.sleep(settings.lease_seconds + 1)
+        # Started at once: it takes the job only once the paused worker's lease has lapsed.
         rescuer = start_worker(settings, tmp_path / "rescuer.log")
         db.when(job_id, "another worker to take over", lambda j: j.attempts == 2 and j.status == "running")
     finally:
         os.kill(paused.pid, signal.SIGCONT)
     try:
-        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED)
         assert (job.status, job.attempts) == ("succeeded", 2)
-        assert [e for e, _ in db.epochs(job_id)] == [1, 2, 3]
-        wait_for(lambda: "lease lost" in (tmp_path / "paused.log").read_text(), 30, "the paused worker to give up")
+        assert [e for e, _ in db.epochs(job_id)] == [1, 2]
+        wait_for(lambda: "lease lost" in (tmp_path / "paused.log").read_text(), 120, "the paused worker to give up")
     finally:
         assert stop(rescuer) == 0
         assert stop(paused) == 0
@@ -117,9 +124,9 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts_and_oth
         worker.wait()
     survivor = start_worker(settings, tmp_path / "survivor.log")
     try:
-        job = db.when(doomed, "the reaper to fail it", lambda j: j.status == "failed", timeout=60)
+        job = db.when(doomed, "the reaper to fail it", lambda j: j.status == "failed")
         assert job.error == "the worker running this job stopped responding on each of its 2 attempts"
-        other = db.when(fine, "the other job to run", lambda j: j.status in FINISHED, timeout=120)
+        other = db.when(fine, "the other job to run", lambda j: j.status in FINISHED)
         assert other.status == "succeeded"
     finally:
         assert stop(survivor) == 0
@@ -130,10 +137,8 @@ def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settin
     job_id = db.submit(epochs=2)
     worker = start_worker(settings, tmp_path / "first.log")
     db.when(job_id, "epoch 2 to begin", mid_epoch(2))
-    began = time.monotonic()
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=30) == 0
-    assert time.monotonic() - began < 15
+    assert worker.wait(timeout=120) == 0  # within the epoch: the checkpoint below is mid-epoch 2
     job = db.job(job_id)
     assert (job.status, job.attempts, job.epochs_completed) == ("queued", 0, 1)
     assert job.checkpoint is not None and "-e0002-s" in job.checkpoint  # mid-epoch 2
@@ -142,7 +147,7 @@ def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settin
 
     second = start_worker(settings, tmp_path / "second.log")
     try:
-        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED)
     finally:
         assert stop(second) == 0
     assert (job.status, job.attempts) == ("succeeded", 1)
@@ -156,21 +161,21 @@ def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settin
 
 def test_second_sigterm_exits_at_once_and_the_lease_brings_the_job_back(settings: Settings, tmp_path: Path) -> None:
     db = Db(settings, SPEC)
-    job_id = db.submit(epochs=2)
+    job_id = db.submit(epochs=1)
     worker = start_worker(settings, tmp_path / "twice.log")
     db.when(job_id, "training to start", mid_epoch(1))
     worker.send_signal(signal.SIGTERM)
     log = tmp_path / "twice.log"
-    wait_for(lambda: "finishing up" in log.read_text(), 10, "the first signal to be handled")
+    wait_for(lambda: "finishing up" in log.read_text(), 60, "the first signal to be handled")
     worker.send_signal(signal.SIGTERM)
-    assert worker.wait(timeout=10) == 128 + signal.SIGTERM
+    assert worker.wait(timeout=60) == 128 + signal.SIGTERM  # not 0: it did not finish up
     rescuer = start_worker(settings, tmp_path / "rescuer.log")
     try:
-        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED)
     finally:
         assert stop(rescuer) == 0
     assert job.status == "succeeded"
-    assert [e for e, _ in db.epochs(job_id)] == [1, 2]
+    assert [e for e, _ in db.epochs(job_id)] == [1]
 
 
 def test_a_job_past_max_runtime_is_stopped_and_failed(settings: Settings) -> None:

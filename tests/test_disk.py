@@ -18,13 +18,13 @@ from service import artifacts, queries
 from service.api.app import create_app
 from service.db import transaction
 from service.models import FINISHED
-from tests.helpers import SMALL_JOB, Db, make_settings
+from tests.helpers import LIGHT_JOB, Db, make_settings
 from worker import checkpoint, disk
 from worker.disk import DiskFull
 
 pytestmark = pytest.mark.slow
 
-SPEC = SMALL_JOB
+SPEC = LIGHT_JOB
 MiB = 2**20
 
 
@@ -90,7 +90,7 @@ def test_a_full_disk_holds_jobs_back_without_failing_them_until_there_is_room(
     worker = start_worker(settings, log)
     try:
         health = wait_for(
-            lambda: (h := client.get("/health").json())["status"] == "degraded" and h, 60, "/health to say degraded"
+            lambda: (h := client.get("/health").json())["status"] == "degraded" and h, 120, "/health to say degraded"
         )
         (problem,) = health["problems"]
         assert f"waiting for disk space on {job_volume}: need " in problem
@@ -100,15 +100,15 @@ def test_a_full_disk_holds_jobs_back_without_failing_them_until_there_is_room(
         ballast.unlink()
         db.when(job_id, "the job to start", lambda j: j.status == "running")
         ballast = fill(job_volume, leave=200 * MiB)
-        job = db.when(job_id, "the job to wait for room", lambda j: j.status != "running", timeout=120)
+        job = db.when(job_id, "the job to wait for room", lambda j: j.status != "running")
         assert (job.status, job.attempts, job.error) == ("queued", 0, None)
         assert job.waiting_for is not None and f"waiting for disk space on {job_volume}" in job.waiting_for
         assert client.get(f"/jobs/{job_id}").json()["waiting_for"] == job.waiting_for
-        wait_for(lambda: client.get("/health").json()["status"] == "degraded", 30, "/health to say degraded")
+        wait_for(lambda: client.get("/health").json()["status"] == "degraded", 120, "/health to say degraded")
 
         # Room again: the job resumes and succeeds, on its first attempt that counted.
         ballast.unlink()
-        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED, timeout=180)
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED)
         assert (job.status, job.attempts, job.error, job.waiting_for) == ("succeeded", 1, None, None)
         assert client.get("/health").json()["status"] == "ok"
     finally:

@@ -25,7 +25,7 @@ def job_in(client: httpx.Client, job_id: int, *statuses: str) -> dict | None:
 
 def test_submit_train_and_download_over_http(settings: Settings, tmp_path: Path) -> None:
     write_cifar10(settings.data_dir, train_per_batch=40, test_size=64)
-    with api_server(settings, tmp_path / "api.log") as base, httpx.Client(base_url=base, timeout=10) as client:
+    with api_server(settings, tmp_path / "api.log") as base, httpx.Client(base_url=base, timeout=60) as client:
         worker = start_worker(settings, tmp_path / "worker.log")
         try:
             created = client.post("/jobs", json={"epochs": 2, "image_size": 64, "batch_size": 50, "name": "e2e"})
@@ -33,9 +33,9 @@ def test_submit_train_and_download_over_http(settings: Settings, tmp_path: Path)
             job_id = created.json()["id"]
             assert created.headers["location"] == f"/jobs/{job_id}"
 
-            running = wait_for(lambda: job_in(client, job_id, "running", "succeeded"), 60, "the worker to start")
+            running = wait_for(lambda: job_in(client, job_id, "running", "succeeded"), 120, "the worker to start")
             assert running["started_at"] is not None
-            done = wait_for(lambda: job_in(client, job_id, "succeeded", "failed"), 240, "the job to finish")
+            done = wait_for(lambda: job_in(client, job_id, "succeeded", "failed"), 300, "the job to finish")
             assert done["status"] == "succeeded", done["error"]
             assert done["device"] == DEVICE
             assert done["parameter_count"] == 57_044_810
@@ -80,20 +80,20 @@ def test_cancel_a_queued_and_a_running_job_over_http(settings: Settings, tmp_pat
         "train_samples": 2000,
         "device": "cpu",
     }
-    with api_server(settings, tmp_path / "api.log") as base, httpx.Client(base_url=base, timeout=10) as client:
+    with api_server(settings, tmp_path / "api.log") as base, httpx.Client(base_url=base, timeout=60) as client:
         first = client.post("/jobs", json=long_job).json()["id"]
         second = client.post("/jobs", json=long_job).json()["id"]
         worker = start_worker(settings, tmp_path / "worker.log")
         try:
-            wait_for(lambda: job_in(client, first, "running"), 60, "the first job to start")
+            wait_for(lambda: job_in(client, first, "running"), 120, "the first job to start")
             queued = client.post(f"/jobs/{second}/cancel").json()
             assert queued["status"] == "cancelled"
 
             # Let it train a little, so there is progress to keep.
-            wait_for(lambda: client.get(f"/jobs/{first}").json()["progress"]["steps_done"] >= 3, 60, "progress")
+            wait_for(lambda: client.get(f"/jobs/{first}").json()["progress"]["steps_done"] >= 3, 120, "progress")
             asked = client.post(f"/jobs/{first}/cancel").json()
             assert asked["cancel_requested"] is True
-            ended = wait_for(lambda: job_in(client, first, "cancelled", "failed", "succeeded"), 30, "the cancel")
+            ended = wait_for(lambda: job_in(client, first, "cancelled", "failed", "succeeded"), 120, "the cancel")
             assert ended["status"] == "cancelled"
             assert ended["finished_at"] is not None
             assert client.post(f"/jobs/{first}/cancel").json()["status"] == "cancelled"  # idempotent

@@ -18,7 +18,8 @@ from torch.profiler import DeviceType
 
 from bench import profile
 from bench.attribution import attribute, marked_step
-from bench.profile import Breakdown, Row, part_flops, profile_step
+from bench.breakdown import Breakdown, Row, part_flops
+from bench.profile import profile_step
 from service.spec import JobSpec
 from worker.batches import DeviceImages
 from worker.data import make_synthetic

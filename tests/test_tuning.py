@@ -20,7 +20,7 @@ from worker.batches import DeviceImages
 from worker.data import Dataset, make_synthetic
 from worker.model import ChannelPaddedConv2d, build_model, kernels, pad_conv1, upscale
 from worker.train import fit, warm_up
-from worker.tuning import Tuning, TuningError, prepare
+from worker.tuning import Tuning, TuningError, prepare, use_cudnn_benchmark
 
 CPU = torch.device("cpu")
 CFG = JobSpec(epochs=2, batch_size=16, image_size=64, seed=3, device="cpu", precision="fp32")
@@ -123,9 +123,22 @@ def test_the_evaluation_batch_does_not_change_the_evaluation(data: Dataset, defa
         assert b.result.test_loss == pytest.approx(a.result.test_loss, rel=1e-5)
 
 
-def test_the_cudnn_policy_is_no_change_on_the_cpu(data: Dataset, defaults: Recorder) -> None:
-    tuned = run(data, Tuning(cudnn_benchmark="off"))
-    assert [e.result.step_losses for e in tuned.ends] == [e.result.step_losses for e in defaults.ends]
+def test_the_cudnn_policy_sets_the_benchmark_flag_for_each_batch_shape_and_leaves_a_cpu_alone() -> None:
+    """The flag is a process-wide switch, set and read without a GPU: each policy's answer for the full training
+    batch (64), the last smaller one (17) and an evaluation batch of another size (100)."""
+    cuda, before = torch.device("cuda"), torch.backends.cudnn.benchmark
+    try:
+        for policy, wanted in [("all", [True, True, True]), ("train", [True, False, False]), ("off", [False] * 3)]:
+            for batch, want in zip((64, 17, 100), wanted, strict=True):
+                torch.backends.cudnn.benchmark = not want  # so that the answer is the policy's, not what was left
+                use_cudnn_benchmark(cuda, Tuning(cudnn_benchmark=policy), batch, train_batch=64)
+                assert torch.backends.cudnn.benchmark is want, (policy, batch)
+        for flag in (True, False):  # on a CPU, cuDNN is not used: the flag is left as it was
+            torch.backends.cudnn.benchmark = flag
+            use_cudnn_benchmark(CPU, Tuning(cudnn_benchmark="off" if flag else "all"), 17, train_batch=64)
+            assert torch.backends.cudnn.benchmark is flag
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 @pytest.mark.slow

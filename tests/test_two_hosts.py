@@ -10,9 +10,9 @@ from PIL import Image
 
 from bench.processes import api_server, start_worker, stop
 from service.config import Settings
-from service.models import FINISHED, Job
+from service.models import FINISHED
 from tests.helpers import Db, make_settings
-from tests.test_crashes import SPEC
+from tests.test_crashes import SPEC, mid_epoch_after_a_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -32,12 +32,6 @@ def host(tmp_path: Path, name: str, database_url: str, bucket: dict[str, str]) -
     )
 
 
-def mid_epoch_after_a_checkpoint(job: Job) -> bool:
-    """Running, with a checkpoint recorded, and some steps into an epoch (10 steps an epoch)."""
-    done, epochs = job.steps_done, job.epochs_completed
-    return job.checkpoint is not None and epochs < 3 and done > 10 * epochs
-
-
 def test_a_job_killed_on_one_host_resumes_on_another_from_the_bucket_and_every_file_downloads(
     tmp_path: Path, postgres_url: str, bucket: dict[str, str]
 ) -> None:
@@ -52,7 +46,7 @@ def test_a_job_killed_on_one_host_resumes_on_another_from_the_bucket_and_every_f
         workers[victim].wait()
         rescuer = 1 - victim
         try:
-            job = db.when(job_id, "the other host to finish the job", lambda j: j.status in FINISHED, timeout=180)
+            job = db.when(job_id, "the other host to finish the job", lambda j: j.status in FINISHED)
         finally:
             assert stop(workers[rescuer]) == 0
 
