@@ -3,6 +3,7 @@ that succeeded with the weights of a freshly initialised AlexNet (what the numbe
 business; here, what the routes answer): pictures, cached; uploads as predict takes them; a stopped job through its
 checkpoint; and a clear 4xx for everything a job does not have."""
 
+import dataclasses
 import io
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from service.models import Status
 from service.spec import JobSpec
 from service.storage import make_store
 from tests.helpers import make_settings, publish_artifact, queue_jobs, sqlite_database
+from tests.test_checkpoints import checkpoint_after
 from tests.test_predict import BAD_IMAGES, png
 from worker import synthetic
 from worker.checkpoint import Checkpoints
@@ -178,9 +180,9 @@ def test_a_stopped_job_is_looked_at_through_its_newest_checkpoint(trained: Train
         claim = jobs.claim_next(s, "test", False, settings.lease_seconds, settings.worker_alive_seconds)
     assert claim is not None and claim.job_id == job_id
     # What `fit` would save in epoch 2 after 17 steps: here, the trained job's weights.
-    state = {"model": trained.model.state_dict(), "history": [{"epoch": 1}], "step": 17}
+    state = dataclasses.replace(checkpoint_after(1, step=17), model=trained.model.state_dict())
     checkpoints = Checkpoints(make_store(settings), sessions, claim)
-    checkpoints.commit(checkpoints.save(state, mid_epoch=True))
+    checkpoints.commit(checkpoints.save(state))
     assert JobSpec.model_validate(client.get(f"/jobs/{job_id}").json()["spec"]).epochs == 3
     answer = client.get(f"/jobs/{job_id}/explain", params={"image": 4})
     assert answer.status_code == 200, answer.text
