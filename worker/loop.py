@@ -18,7 +18,7 @@ from types import FrameType
 
 import torch
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -213,6 +213,13 @@ class Worker:
             retry.write(self.sessions, keep, "keeping its log", self.stopping.is_set, logger=about)
         except retry.DatabaseAway as away:
             about.warning("%s; %d log lines not kept", away, len(lines))
+        except IntegrityError:
+            # Deleted in the moment after it finished: its lines have no job to belong to. That is this worker's
+            # news, not its end; any other broken constraint is a fault and still raises.
+            with transaction(self.sessions) as session:
+                if session.get(Job, job_id) is not None:
+                    raise
+            log.info("worker %s: job %d was deleted as it ended; %d log lines dropped", self.id, job_id, len(lines))
 
     def _disk_problem(self) -> str | None:
         """Why this worker should not claim: the volume it writes files on (the artifacts' own, or with a bucket

@@ -3,7 +3,8 @@
 The API process never loads numpy or matplotlib: it keeps one drawing process (`service.api.child`), sends it one
 `DrawOrder` at a time (`service.contracts`), and caches what it drew under `cache_dir` by a key that changes whenever
 the numbers behind the picture change. A request that takes longer than `timeout` kills the process (the next
-request starts another) and answers 503.
+request starts another) and answers 503. A drawing that failed says why in the log only: the answer's error names
+files on this machine, which a client has no business seeing.
 """
 
 import asyncio
@@ -13,12 +14,19 @@ from pathlib import Path
 
 from service.api.child import ChildProcess
 from service.contracts import DrawAnswer, DrawOrder, DrawRequest
-from service.errors import ServiceUnavailable
+from service.errors import NotFound, ServiceError
 
 log = logging.getLogger("service")
 
 # Drawn pictures kept; the oldest are dropped beyond this (each is 30–300 kB).
 CACHE_FILES = 500
+
+
+class Undrawable(ServiceError):
+    """A picture whose drawing failed: drawn again from the same numbers it would fail again, so not a 503."""
+
+    status_code = 422
+    code = "undrawable"
 
 
 class Renderer:
@@ -42,9 +50,12 @@ class Renderer:
                 return out
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             answer = await self.child.ask(order, DrawAnswer)
+        if answer.missing:
+            log.info("drawing %s: a file behind it is gone: %s", picture.kind, answer.error)
+            raise NotFound(f"the numbers behind this {picture.kind} picture are gone (its job deleted?)")
         if answer.error is not None:
             log.error("drawing %s failed: %s", picture.kind, answer.error)
-            raise ServiceUnavailable(f"the picture could not be drawn: {answer.error}")
+            raise Undrawable(f"the {picture.kind} picture could not be drawn from these numbers; see the server log")
         self._prune()
         return out
 

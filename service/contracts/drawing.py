@@ -118,3 +118,6 @@ class Answer(Contract):
 
 class DrawAnswer(Answer):
     """The drawing process's answer: the picture is at the order's `out` when `error` is None."""
+
+    # A file the order names was gone (its job deleted meanwhile): the API answers 404, not a failed drawing.
+    missing: bool = False

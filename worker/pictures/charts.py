@@ -31,6 +31,15 @@ DATASET_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
 OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
 
 
+def plain(text: str) -> str:
+    """User text (a job's name) as matplotlib should draw it: as itself, on one line.
+
+    Matplotlib reads `$…$` as mathtext, so a name like `$\\foo$` would be drawn as a formula or fail to draw at all;
+    an escaped dollar is drawn as a dollar. Line breaks and tabs become spaces: a title or a legend entry is one line.
+    """
+    return " ".join(text.split()).replace("$", r"\$")
+
+
 def run_title(
     dataset: str, optimizer: str, learning_rate: float, batch_size: int, image_size: int, precision: str
 ) -> str:
@@ -104,7 +113,7 @@ def draw_curves(
         progress = f"epoch {done} of {epochs_total}"
     else:
         progress = f"{len(x)} epoch{'' if len(x) == 1 else 's'}"
-    fig.suptitle(f"{title} — {progress}", fontsize=13)
+    fig.suptitle(f"{plain(title)} — {progress}", fontsize=13)
     kernels.save_png(fig, path)
 
 
@@ -145,7 +154,7 @@ def draw_weight_change(epochs: Sequence[EpochRecord], path: Path, title: str = "
         # Below both panels, in rows of four: beside them it would squeeze the panels and crowd the title.
         fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4, fontsize=9)
     what = "relative weight change per layer"
-    fig.suptitle(f"{title} — {what}" if title else what.capitalize(), fontsize=13)
+    fig.suptitle(f"{plain(title)} — {what}" if title else what.capitalize(), fontsize=13)
     kernels.save_png(fig, path)
 
 

@@ -14,7 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from service.contracts import CompareMetric, CompareSeries
 from worker.pictures import kernels
-from worker.pictures.charts import CHANCE_LOSS, CHANCE_PERCENT, MAX_MARKED_EPOCHS
+from worker.pictures.charts import CHANCE_LOSS, CHANCE_PERCENT, MAX_MARKED_EPOCHS, plain
 
 # What each metric is called on the chart, its axis, and how its values are shown (accuracy as a percentage).
 METRICS = {
@@ -51,7 +51,7 @@ def draw_compare(
         values = np.where(np.isfinite(values), values, np.nan)
         if np.isfinite(values).any():
             highest = max(highest, float(np.nanmax(values)))
-        text = _short(line.label)
+        text = _short(plain(line.label))
         if not len(x):
             text += " — no epoch yet"
         elif line.status != "succeeded":
@@ -87,10 +87,10 @@ def draw_compare(
     jobs = f"{len(series)} job{'' if len(series) == 1 else 's'}"
     # Both titles centred over the plot (not the figure, which includes the legend); the second line says what every
     # job shares, so that the legend needs to say only what differs.
-    ax.set_title(f"{title} — {name}, {jobs}" if title else f"{name}, {jobs}", fontsize=13, pad=SUBTITLE_PT + 10)
+    ax.set_title(f"{plain(title)} — {name}, {jobs}" if title else f"{name}, {jobs}", fontsize=13, pad=SUBTITLE_PT + 10)
     if shared:
         ax.annotate(
-            f"all: {shared}",
+            f"all: {plain(shared)}",
             xy=(0.5, 1.0),
             xycoords="axes fraction",
             xytext=(0, 5),

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from worker.pictures import kernels
+from worker.pictures import charts, kernels
 
 # Sized so that ten class names and four-digit counts never crowd.
 CONFUSION_SIZE_IN = (8.0, 7.4)
@@ -55,7 +55,7 @@ def draw_confusion(
             colour = "white" if _luminance(shown.to_rgba(shares[row, col])) < DARK_CELL else "black"
             ax.text(col, row, f"{count}", ha="center", va="center", color=colour, fontsize=size)
     if title:
-        fig.suptitle(title, fontsize=13)
+        fig.suptitle(charts.plain(title), fontsize=13)
     kernels.save_png(fig, path)
 
 

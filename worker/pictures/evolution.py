@@ -145,7 +145,8 @@ def _compose(
     below = MARGIN + (BAR_HEIGHT + round(NOTE_PX * LINE_SPACING) + MARGIN if bar else 0)
     canvas = Image.new("RGB", (width, bottom + below), PAPER)
     draw = ImageDraw.Draw(canvas)
-    lines = [(title, NOTE_PX, NOTE_INK)] if title else []
+    # A job's name may hold line breaks; Pillow cannot centre several lines on one anchor, and a title is one line.
+    lines = [(" ".join(title.split()), NOTE_PX, NOTE_INK)] if title else []
     lines += [(text, HEADLINE_PX, INK) for text in headline.split("\n")] + [(note, NOTE_PX, NOTE_INK)]
     # Without a title the lines move down, so the headline stays next to the grid.
     y = top - sum(round(px * LINE_SPACING) for _, px, _ in lines)

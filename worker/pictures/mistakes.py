@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from worker.pictures import kernels
+from worker.pictures import charts, kernels
 
 # 8×8 fills a screen and is enough to see what kind of mistake the network makes; more would be a wall of images.
 MAX_SHOWN = 64
@@ -82,7 +82,9 @@ def draw_mistakes(
     height = HEADER_PX + rows * row_px + MARGIN_PX if rows else EMPTY_HEIGHT_PX
     fig = Figure(figsize=(width / kernels.DPI, height / kernels.DPI), dpi=kernels.DPI)
     heading = mistakes_heading(len(shown), total, epoch)
-    fig.suptitle(f"{title} — {heading}" if title else heading, fontsize=13, y=1 - TITLE_TOP_PX / height, va="top")
+    fig.suptitle(
+        f"{charts.plain(title)} — {heading}" if title else heading, fontsize=13, y=1 - TITLE_TOP_PX / height, va="top"
+    )
     if not rows:
         note = "every test image was classified correctly" if total == 0 else "none of the mistakes was kept to show"
         fig.text(0.5, 0.45, note.capitalize(), ha="center", va="center", fontsize=12, color="0.35")

@@ -113,6 +113,8 @@ def answer(line: str) -> DrawAnswer:
         return DrawAnswer(error=f"invalid order: {problems(exc)}")
     try:
         draw(order.picture, Path(order.out))
+    except FileNotFoundError as exc:
+        return DrawAnswer(error=f"{type(exc).__name__}: {exc}", missing=True)
     except Exception as exc:
         return DrawAnswer(error=f"{type(exc).__name__}: {exc}")
     return DrawAnswer()

@@ -7,6 +7,7 @@ from fastapi.responses import FileResponse, Response
 
 from service.api import compare
 from service.api.deps import ReadDatabaseDep, RendererDep
+from service.api.files import send_picture
 from service.api.presenter import PNG, json_response
 from service.api.schemas import CompareOut
 from service.contracts import CompareMetric
@@ -42,4 +43,4 @@ async def compare_chart(
     request = compare.chart_request(await db.run(lambda s: compare.read(s, wanted)), metric)
     # The request holds every number drawn: the picture is redrawn exactly when one of them changes.
     path = await renderer.draw(request, request.model_dump_json(), ".png")
-    return FileResponse(path, media_type="image/png")
+    return await send_picture(path, "image/png")

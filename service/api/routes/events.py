@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
+from starlette.types import Message, Receive, Scope, Send
 
 from service import events, queries
 from service.api.deps import Database, JobIdPath, ReadDatabaseDep
@@ -23,7 +26,31 @@ from service.events import Kind
 from service.models import FINISHED
 from service.spec import JobSpec
 
-router = APIRouter(tags=["events"])
+
+class StreamRoute(APIRoute):
+    """A route whose stream is no error once its client has left.
+
+    FastAPI's event streams pass events through memory streams; when the client leaves while events are queued, the
+    closed end raises BrokenResourceError out of FastAPI's own task group, which the server would log as a ~140-line
+    traceback every time a browser tab closes. Before the response has begun, every error still propagates."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The route, as APIRoute handles it, with the client's leaving mid-stream quiet."""
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await super().handle(scope, receive, sending)
+        except* (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            if not started:
+                raise
+
+
+router = APIRouter(tags=["events"], route_class=StreamRoute)
 
 # How often a stream looks for new events: prompt for a person watching, a trifle for the database.
 POLL_SECONDS = 0.5

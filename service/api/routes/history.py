@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries, records
 from service.api.deps import JobIdPath, ReadDatabaseDep, RendererDep, SettingsDep, StoreDep
-from service.api.files import serve_artifact
+from service.api.files import send_picture, serve_artifact
 from service.api.presenter import PNG, json_response
 from service.api.schemas import KernelImageOut, KernelList
 from service.artifacts import Layer, Stage
@@ -107,7 +107,7 @@ async def get_kernel_image(
         sources=await _sources(store, settings, used),
     )
     key = f"kernels {job_id} {layer} {stage} {epoch} " + " ".join(f"{r.key}@{r.updated_at}" for r in used)
-    return FileResponse(await renderer.draw(request, key, ".png"), media_type="image/png")
+    return await send_picture(await renderer.draw(request, key, ".png"), "image/png")
 
 
 @router.get("/kernels/{layer}/evolution.gif", response_class=FileResponse, responses=GIF)
@@ -135,7 +135,7 @@ async def get_kernel_evolution(
         sources=await _sources(store, settings, rows),
     )
     key = f"evolution {job_id} {layer} {stage} " + " ".join(f"{r.key}@{r.updated_at}" for r in rows)
-    return FileResponse(await renderer.draw(request, key, ".gif"), media_type="image/gif")
+    return await send_picture(await renderer.draw(request, key, ".gif"), "image/gif")
 
 
 @router.get("/confusion.png", response_class=FileResponse, responses=PNG)
@@ -149,7 +149,7 @@ async def get_confusion_image(
     record = records.epoch_record(row)
     request = ConfusionDraw(matrix=record.confusion, classes=record.classes, epoch=epoch, title=f"job {job_id}")
     path = await renderer.draw(request, f"confusion {job_id} {epoch} {row.created_at}", ".png")
-    return FileResponse(path, media_type="image/png")
+    return await send_picture(path, "image/png")
 
 
 @router.get("/mistakes.png", response_class=FileResponse, responses=PNG)
@@ -175,7 +175,7 @@ async def get_mistakes_image(
         title=f"job {job_id}",
     )
     path = await renderer.draw(request, f"mistakes {job_id} {epoch} {row.created_at}", ".png")
-    return FileResponse(path, media_type="image/png")
+    return await send_picture(path, "image/png")
 
 
 @router.get("/weight-change.png", response_class=FileResponse, responses=PNG)
