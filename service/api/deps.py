@@ -94,8 +94,15 @@ SweepIdPath = Annotated[int, Path(description="The sweep's id, as `POST /sweeps`
 MAX_PAGE = 100
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="How many items, at most.")]
 PageOffset = Annotated[int, Query(ge=0, le=queries.MAX_ID, description="How many items to skip, newest first.")]
-# POST /jobs and POST /sweeps: a request repeated with the same key and body gets what the first one made.
-IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Any string of yours: the request repeated with it and the same body answers with what the first "
+        "one made, instead of queueing again; with another body it is a 409.",
+    ),
+]
 
 SettingsDep = Annotated[Settings, Depends(_from_state("settings"))]
 StoreDep = Annotated[ArtifactStore, Depends(_from_state("store"))]

@@ -1,10 +1,9 @@
 """Sweeps: queue a grid of specs as jobs, follow them on one leaderboard, cancel what is left."""
 
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from service import queries, sweeps
@@ -38,8 +37,10 @@ def _counts(statuses: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def sweep_out(session: Session, sweep: Row[Any]) -> SweepOut:
-    """A sweep with its jobs, their latest test accuracy, and the leaderboard of those that have one."""
+def one(session: Session, sweep_id: int) -> SweepOut:
+    """A sweep with its jobs, their latest test accuracy, and the leaderboard of those that have one; NotFound for
+    an unknown id."""
+    sweep = queries.sweep_row(session, sweep_id)
     jobs = queries.sweep_jobs(session, [sweep.id])[sweep.id]
     latest = queries.latest_epochs(session, [j.id for j in jobs])
     params = {j.id: {key: j.spec.get(key) for key in sweep.grid} for j in jobs}
@@ -95,8 +96,7 @@ def sweep_out(session: Session, sweep: Row[Any]) -> SweepOut:
 
 def created(session: Session, body: SweepIn, idempotency_key: str | None) -> SweepOut:
     """The sweep queued for `body` (or the one an earlier request with the same key queued)."""
-    sweep = sweeps.create_sweep(session, body, idempotency_key)
-    return sweep_out(session, queries.sweep_row(session, sweep.id))
+    return one(session, sweeps.create_sweep(session, body, idempotency_key).id)
 
 
 def page(session: Session, limit: int, offset: int) -> SweepList:
@@ -117,11 +117,6 @@ def page(session: Session, limit: int, offset: int) -> SweepList:
         for r in rows
     ]
     return SweepList(items=items, total=total, limit=limit, offset=offset)
-
-
-def one(session: Session, sweep_id: int) -> SweepOut:
-    """The sweep as `GET /sweeps/{id}` shows it; NotFound for an unknown id."""
-    return sweep_out(session, queries.sweep_row(session, sweep_id))
 
 
 def cancelled(session: Session, sweep_id: int) -> SweepOut:
