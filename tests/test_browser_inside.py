@@ -2,7 +2,6 @@
 uvicorn and a real worker, with every request to another origin aborted: pick a test image, see its prediction,
 Grad-CAM and activations, go from a feature map to its filter's strongest images and back, and drop your own."""
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.processes import API_COMMAND, CHROMIUM, CHROMIUM_ARGS, ROOT, STARTED, serving, start_worker, stop
+from bench.processes import API_COMMAND, ROOT, STARTED, serving, start_worker, stop
 from service.config import Settings
 from tests.helpers import make_settings, sqlite_database
 from tests.test_predict import png
@@ -38,19 +37,6 @@ TIMEOUT_MS = 90_000
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 expect = playwright_api.expect
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator["playwright_api.Browser"]:
-    """One headless Chromium for the module; missing, the module is skipped, except under CI, where it fails."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but there is no browser at {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 refused): ReDoc with nothing from a CDN, a form that starts from the quick demo, and a job's pictures that can be
 read, opened at full size and downloaded at the epoch the slider shows."""
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from bench.processes import API_COMMAND, CHROMIUM, CHROMIUM_ARGS, ROOT, STARTED, serving, start_worker, stop
+from bench.processes import API_COMMAND, ROOT, STARTED, serving, start_worker, stop
 from service.config import Settings
 from service.spec import DEMO
 from tests.helpers import make_settings, sqlite_database
@@ -30,19 +29,6 @@ VIEWPORT: "playwright_api.ViewportSize" = {"width": 1440, "height": 1000}
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
 expect = playwright_api.expect
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator["playwright_api.Browser"]:
-    """One headless Chromium for the module; missing, the module is skipped, except under CI, where it fails."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but there is no browser at {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ jobs on the API under uvicorn: with form posts and `fetch`, without a token and 
 page on another port of the same host gets sent: SameSite cookies do not tell ports apart). Nothing it sends is
 taken; the same browser on the service's own pages still writes."""
 
-import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from bench.processes import API_COMMAND, CHROMIUM, CHROMIUM_ARGS, STARTED, serving
+from bench.processes import API_COMMAND, STARTED, serving
 from service.api.deps import SESSION_COOKIE
 from tests.helpers import make_settings, sqlite_database, total_jobs
 
@@ -41,19 +40,6 @@ class Api:
     base: str
     client: httpx.Client
     token: str
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator["playwright_api.Browser"]:
-    """One headless Chromium for the module; missing, the module is skipped, except under CI, where it fails."""
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but there is no browser at {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module", params=["", TOKEN], ids=["no token", "token"])

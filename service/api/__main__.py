@@ -22,6 +22,7 @@ READS = (
     "cache_dir",
     "host",
     "port",
+    "allowed_hosts",
     "access_log",
     "api_token",
     "max_body_bytes",

@@ -284,7 +284,10 @@ export class Inside {
 const section = document.getElementById("inside");
 if (section) {
   const inside = new Inside(pathId(), section.querySelector("#inside-body"));
+  // Only a job with weights to look at (a finished epoch's checkpoint, or weights.pt) is asked for its test images:
+  // before that the answer is a 409 the browser would log. Picking an image later asks again.
   ensureSignedIn()
-    .then(() => inside.refresh())
+    .then(() => api(`/jobs/${encodeURIComponent(pathId())}`))
+    .then((job) => (job.status === "succeeded" || job.progress.epochs_completed > 0 ? inside.refresh() : inside.say("Nothing to look inside yet: the job has no trained weights.")))
     .catch((error) => inside.say(error.message));
 }
