@@ -58,7 +58,7 @@ lint: $(STAMP)
 # that its module-scoped fixtures (a trained job) are made once; not loadgroup, whose groups pytest 9 ignores
 # (pytest-xdist 3.8 tags them onto a node id attribute pytest no longer reads).
 test: lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m bench
