@@ -28,7 +28,7 @@ POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgre
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (`make test` runs two processes), each process gets its own share of the cores, which the
+    """Under pytest-xdist (`pytest -n 2`), each process gets its own share of the cores, which the
     processes its tests start inherit: a worker sets its threads to the cores it was given, so the two never run
     more threads than there are cores, and neither waits on a thread the other's preempted."""
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
