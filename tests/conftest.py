@@ -40,6 +40,12 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(len(share))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests run last. Sync Playwright keeps an asyncio loop running in the main thread for as long as
+    the session's Chromium is open, and a test after it that runs a coroutine itself (`asyncio.run`) would fail."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
+
+
 def _postgres_available() -> bool:
     try:
         engine = create_engine(POSTGRES_URL)

@@ -84,7 +84,7 @@ def test_the_drawing_process_answers_a_bad_order_naming_the_field_and_draws_the_
     assert drawing.ask("not json")["error"].startswith("invalid order: (the message): Invalid JSON")
     assert not (tmp_path / "out.png").exists()
 
-    assert drawing.ask(order(tmp_path, **CONFUSION)) == {"error": None}
+    assert drawing.ask(order(tmp_path, **CONFUSION)) == {"error": None, "missing": False}
     assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
