@@ -53,10 +53,8 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collected nothing, which here can only mean the suite went missing: fail loudly.
-# Two processes, each with its share of the cores (tests/conftest.py): while one waits on a lease, a process
-# starting or a single-threaded request, the other trains. A module's tests stay in one process (loadfile), so
-# that its module-scoped fixtures (a trained job) are made once; not loadgroup, whose groups pytest 9 ignores
-# (pytest-xdist 3.8 tags them onto a node id attribute pytest no longer reads).
+# One process: two trainings side by side on two cores only slow each other (`pytest -n 2 --dist loadfile` works,
+# each process pinned to its share of the cores by tests/conftest.py).
 test: lint
 	$(PY) -m pytest -q
 
