@@ -3,14 +3,15 @@ running, cancelled or failed one (saying which epoch), fetched onto this machine
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from service import artifacts, queries
-from service.api.deps import Database
+from service.api.deps import Database, JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
 from service.config import Settings
 from service.contracts import DatasetRef, ModelRef, WeightsUsed
 from service.errors import Conflict, NotFound, ServiceUnavailable
@@ -80,6 +81,15 @@ async def network(db: Database, store: ArtifactStore, settings: Settings, job_id
         title=f"job {job_id}{name} · {used.describe()}",
         test_images=spec.test_samples or TEST_SIZE,
     )
+
+
+async def _job_network(job_id: JobIdPath, db: ReadDatabaseDep, store: StoreDep, settings: SettingsDep) -> Network:
+    return await network(db, store, settings, job_id)
+
+
+# The job's network as a dependency: resolved (404, 409) before a route's own parameters are checked, and once per
+# request however many dependencies ask for it.
+JobNetwork = Annotated[Network, Depends(_job_network)]
 
 
 def dataset_ref(spec: JobSpec, settings: Settings) -> DatasetRef:

@@ -8,13 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, Response
 
-from service.api.deps import Database, JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
 from service.api.inside import Inside
-from service.api.inside_network import Network, network
+from service.api.inside_network import JobNetwork, Network
 from service.api.presenter import PNG, json_response
 from service.api.routes.inside import ERRORS, InsideDep
 from service.api.schemas import ErrorBody
-from service.config import Settings
 from service.contracts import (
     CONV_CHANNELS,
     ConvLayer,
@@ -25,7 +23,6 @@ from service.contracts import (
     OverviewRequest,
 )
 from service.errors import InvalidRequest, ServiceUnavailable
-from service.storage import ArtifactStore
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["inside"])
 
@@ -62,30 +59,14 @@ def _check(layer: ConvLayer, channel: int) -> None:
 
 
 @router.get("/filters", response_model=FiltersAnswer, responses=ERRORS)
-async def get_filter_pass(
-    job_id: JobIdPath,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    wait: Wait = 0,
-) -> Response:
+async def get_filter_pass(net: JobNetwork, inside: InsideDep, wait: Wait = 0) -> Response:
     """Whether each filter's strongest test images are found: starts the pass if need be, says how far it has come."""
-    net = await network(db, store, settings, job_id)
     return json_response(await inside.filters(_filters(net, inside), wait))
 
 
 async def _one(
-    job_id: int,
-    layer: ConvLayer,
-    channel: int,
-    wait: float,
-    db: Database,
-    store: ArtifactStore,
-    settings: Settings,
-    inside: Inside,
+    net: Network, layer: ConvLayer, channel: int, wait: float, inside: Inside
 ) -> tuple[FilterAnswer, FilePath] | Response:
-    net = await network(db, store, settings, job_id)  # first: an unknown job is a 404 whatever the channel
     _check(layer, channel)
     base = _filters(net, inside)
     status = await inside.filters(base, wait)
@@ -104,49 +85,31 @@ async def _one(
 
 @router.get("/filters/{layer}/{channel}.png", response_class=FileResponse, responses={**PNG, **FILTER_ERRORS})
 async def get_filter_image(
-    job_id: JobIdPath,
-    layer: ConvLayer,
-    channel: Channel,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    wait: Wait = 0,
+    net: JobNetwork, layer: ConvLayer, channel: Channel, inside: InsideDep, wait: Wait = 0
 ) -> Response:
     """The 9 test images that drive one channel hardest, strongest first, with its receptive field outlined in each."""
-    found = await _one(job_id, layer, channel, wait, db, store, settings, inside)
+    found = await _one(net, layer, channel, wait, inside)
     return found if isinstance(found, Response) else FileResponse(found[1], media_type="image/png")
 
 
 @router.get("/filters/{layer}/{channel}", response_model=FilterAnswer, responses=FILTER_ERRORS)
 async def get_filter(
-    job_id: JobIdPath,
-    layer: ConvLayer,
-    channel: Channel,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    wait: Wait = 0,
+    net: JobNetwork, layer: ConvLayer, channel: Channel, inside: InsideDep, wait: Wait = 0
 ) -> Response:
     """The 9 test images that drive one channel hardest: which, their class, how hard, where, and what that sees."""
-    found = await _one(job_id, layer, channel, wait, db, store, settings, inside)
+    found = await _one(net, layer, channel, wait, inside)
     return found if isinstance(found, Response) else json_response(found[0])
 
 
 @router.get("/filters/{layer}.png", response_class=FileResponse, responses={**PNG, **ERRORS, **COMPUTING})
 async def get_filter_overview(
-    job_id: JobIdPath,
+    net: JobNetwork,
     layer: ConvLayer,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
     inside: InsideDep,
     count: Annotated[int, Query(ge=1, le=64, description="How many channels, from channel 0.")] = 32,
     wait: Wait = 0,
 ) -> Response:
     """A layer's first channels, each a 3×3 block of what its strongest test images show it (its receptive field)."""
-    net = await network(db, store, settings, job_id)
     base = _filters(net, inside)
     status = await inside.filters(base, wait)
     if status.state != "ready":

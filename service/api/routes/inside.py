@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from service import queries
 from service.api import images
-from service.api.deps import JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
+from service.api.deps import JobIdPath, ReadDatabaseDep
 from service.api.inside import Inside, InsideDep, Mistake, TestImages, lifespan
-from service.api.inside_network import Network, network
+from service.api.inside_network import JobNetwork, Network
 from service.api.predictor import Predictor
 from service.api.presenter import PNG, json_response
 from service.api.routes.predict import ERRORS as UPLOAD_ERRORS
@@ -67,16 +67,23 @@ async def _predictor(request: Request) -> Predictor:
 PredictorDep = Annotated[Predictor, Depends(_predictor)]
 
 
-def _test_image(net: Network, k: int) -> ImageRef:
-    if k >= net.test_images:
-        raise InvalidRequest(f"the job has {net.test_images} test images (0–{net.test_images - 1}); there is no {k}")
-    return ImageRef(test_index=k)
+async def _test_image(net: JobNetwork, image: TestImage) -> ImageRef:
+    if image >= net.test_images:
+        raise InvalidRequest(
+            f"the job has {net.test_images} test images (0–{net.test_images - 1}); there is no {image}"
+        )
+    return ImageRef(test_index=image)
 
 
-async def _upload(predictor: Predictor, image: UploadFile) -> ImageRef:
+async def _upload(image: ImageUpload, predictor: PredictorDep) -> ImageRef:
     """An upload checked and reduced as predict does it (`Predictor.prepare`)."""
     pixels = await predictor.prepare(await image.read(images.MAX_BYTES + 1))  # a byte past the limit tells
     return ImageRef(pixels=base64.b64encode(pixels).decode())
+
+
+# The image to look inside with: one of the job's test images (`?image=K`), or an upload (multipart `image`).
+TestImageRef = Annotated[ImageRef, Depends(_test_image)]
+UploadRef = Annotated[ImageRef, Depends(_upload)]
 
 
 def _key(net: Network, kind: str, image: ImageRef, class_name: str | None = None) -> str:
@@ -99,129 +106,73 @@ async def _explain(
 
 
 @router.get("/activations", response_model=ActivationsAnswer, responses=ERRORS)
-async def get_activations(
-    job_id: JobIdPath, image: TestImage, db: ReadDatabaseDep, store: StoreDep, settings: SettingsDep, inside: InsideDep
-) -> Response:
+async def get_activations(net: JobNetwork, image: TestImageRef, inside: InsideDep) -> Response:
     """A test image through conv1…conv5: every channel's mean activation, the strongest 16 per layer, the top 5."""
-    net = await network(db, store, settings, job_id)
-    answer, _ = await _activations(inside, net, _test_image(net, image))
+    answer, _ = await _activations(inside, net, image)
     return json_response(answer)
 
 
 @router.get("/activations.png", response_class=FileResponse, responses={**PNG, **ERRORS})
-async def get_activations_image(
-    job_id: JobIdPath, image: TestImage, db: ReadDatabaseDep, store: StoreDep, settings: SettingsDep, inside: InsideDep
-) -> Response:
+async def get_activations_image(net: JobNetwork, image: TestImageRef, inside: InsideDep) -> Response:
     """A test image as the network sees it, then a row per conv layer of its 16 strongest channels' maps."""
-    net = await network(db, store, settings, job_id)
-    _, picture = await _activations(inside, net, _test_image(net, image))
+    _, picture = await _activations(inside, net, image)
     return FileResponse(picture, media_type="image/png")
 
 
 @router.post("/activations", response_model=ActivationsAnswer, responses=UPLOADS)
-async def post_activations(
-    job_id: JobIdPath,
-    image: ImageUpload,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    predictor: PredictorDep,
-) -> Response:
+async def post_activations(net: JobNetwork, image: UploadRef, inside: InsideDep) -> Response:
     """Your image through conv1…conv5, as numbers: as `GET …/activations` answers for a test image."""
-    net = await network(db, store, settings, job_id)
-    answer, _ = await _activations(inside, net, await _upload(predictor, image))
+    answer, _ = await _activations(inside, net, image)
     return json_response(answer)
 
 
 @router.post("/activations.png", response_class=FileResponse, responses={**PNG, **UPLOADS})
-async def post_activations_image(
-    job_id: JobIdPath,
-    image: ImageUpload,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    predictor: PredictorDep,
-) -> Response:
+async def post_activations_image(net: JobNetwork, image: UploadRef, inside: InsideDep) -> Response:
     """Your image through conv1…conv5, as a picture: as `GET …/activations.png` draws a test image."""
-    net = await network(db, store, settings, job_id)
-    _, picture = await _activations(inside, net, await _upload(predictor, image))
+    _, picture = await _activations(inside, net, image)
     return FileResponse(picture, media_type="image/png")
 
 
 @router.get("/explain", response_model=ExplainAnswer, responses=ERRORS)
 async def get_explanation(
-    job_id: JobIdPath,
-    image: TestImage,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    class_name: ClassName = None,
+    net: JobNetwork, image: TestImageRef, inside: InsideDep, class_name: ClassName = None
 ) -> Response:
     """Where the network looked in a test image for a class: the Grad-CAM heat map at conv5 as numbers, the top 5."""
-    net = await network(db, store, settings, job_id)
-    answer, _ = await _explain(inside, net, _test_image(net, image), class_name)
+    answer, _ = await _explain(inside, net, image, class_name)
     return json_response(answer)
 
 
 @router.get("/explain.png", response_class=FileResponse, responses={**PNG, **ERRORS})
 async def get_explanation_image(
-    job_id: JobIdPath,
-    image: TestImage,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    class_name: ClassName = None,
+    net: JobNetwork, image: TestImageRef, inside: InsideDep, class_name: ClassName = None
 ) -> Response:
     """A test image, Grad-CAM's heat map over it for a class (the predicted one), and plain gradient saliency."""
-    net = await network(db, store, settings, job_id)
-    _, picture = await _explain(inside, net, _test_image(net, image), class_name)
+    _, picture = await _explain(inside, net, image, class_name)
     return FileResponse(picture, media_type="image/png")
 
 
 @router.post("/explain", response_model=ExplainAnswer, responses=UPLOADS)
 async def post_explanation(
-    job_id: JobIdPath,
-    image: ImageUpload,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    predictor: PredictorDep,
-    class_name: ClassField = None,
+    net: JobNetwork, image: UploadRef, inside: InsideDep, class_name: ClassField = None
 ) -> Response:
     """Where the network looked in your image for a class, as numbers: as `GET …/explain` answers for a test image."""
-    net = await network(db, store, settings, job_id)
-    answer, _ = await _explain(inside, net, await _upload(predictor, image), class_name)
+    answer, _ = await _explain(inside, net, image, class_name)
     return json_response(answer)
 
 
 @router.post("/explain.png", response_class=FileResponse, responses={**PNG, **UPLOADS})
 async def post_explanation_image(
-    job_id: JobIdPath,
-    image: ImageUpload,
-    db: ReadDatabaseDep,
-    store: StoreDep,
-    settings: SettingsDep,
-    inside: InsideDep,
-    predictor: PredictorDep,
-    class_name: ClassField = None,
+    net: JobNetwork, image: UploadRef, inside: InsideDep, class_name: ClassField = None
 ) -> Response:
     """Where the network looked in your image for a class, as a picture: as `GET …/explain.png` draws a test image."""
-    net = await network(db, store, settings, job_id)
-    _, picture = await _explain(inside, net, await _upload(predictor, image), class_name)
+    _, picture = await _explain(inside, net, image, class_name)
     return FileResponse(picture, media_type="image/png")
 
 
 @router.get("/test-images", response_model=TestImages, responses=ERRORS)
-async def get_test_images(
-    job_id: JobIdPath, db: ReadDatabaseDep, store: StoreDep, settings: SettingsDep, inside: InsideDep
-) -> Response:
-    """The job's test images by class, and those its latest evaluated epoch got wrong: which to look inside with."""
-    net = await network(db, store, settings, job_id)  # a job with no weights yet has nothing to look inside with
+async def get_test_images(job_id: JobIdPath, net: JobNetwork, db: ReadDatabaseDep, inside: InsideDep) -> Response:
+    """The job's test images by class, and those its latest evaluated epoch got wrong: which to look inside with.
+    A job with no weights yet has nothing to look inside with: 409."""
 
     def read(session: Session) -> tuple[int | None, dict[str, Any]]:
         try:
