@@ -100,7 +100,9 @@ def _turn_order(candidate: Any) -> tuple[Any, ...]:
     queued job's time. Both subqueries are index lookups (jobs by owner and status, by owner and started_at).
     """
     mine = aliased(Job)
-    same_owner = mine.owner.is_not_distinct_from(candidate.owner)
+    # Plain equality, which the indexes serve (IS NOT DISTINCT FROM is not indexable on Postgres): jobs of nobody
+    # (a service without sign-in) count as their own each, and are taken oldest first.
+    same_owner = mine.owner == candidate.owner
     running = select(func.count()).where(same_owner, mine.status == Status.RUNNING).scalar_subquery()
     last_start = select(func.max(mine.started_at)).where(same_owner).scalar_subquery()
     waiting_since = case((last_start > candidate.created_at, last_start), else_=candidate.created_at)
