@@ -144,3 +144,15 @@ def test_a_submission_over_quota_gets_429_naming_the_quota_and_how_many_are_acti
         first = client.get("/jobs", params={"owner": "ann", "limit": 1}, headers=ann).json()["items"][0]["id"]
         client.post(f"/jobs/{first}/cancel", headers=ann)
         assert client.post("/jobs", json=DEMO, headers=ann).status_code == 201
+
+
+def test_health_tells_a_load_balancer_only_whether_the_service_is_up(tmp_path: Path, sqlite_url: str) -> None:
+    with TestClient(create_app(make_settings(tmp_path, sqlite_url, api_token="boot"))) as client:
+        client.post("/jobs", json=DEMO, headers={"Authorization": "Bearer boot"})
+        assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+        assert client.get("/health", headers={"Authorization": "Bearer wrong"}).json() == {
+            "status": "ok",
+            "database": "ok",
+        }
+        full = client.get("/health", headers={"Authorization": "Bearer boot"}).json()
+        assert full["queue"]["queued"] == 1 and full["workers"] == [] and full["problems"] == []

@@ -49,7 +49,7 @@ class NewUser(BaseModel):
 class UserChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: Role | None = None
+    role: Role | None = Field(None, description="Unset or null: unchanged.")
     max_active_jobs: Quota = None
     max_sweep_jobs: Quota = None
 
@@ -107,7 +107,10 @@ async def get_user(name: NameInPath, db: ReadDatabaseDep) -> UserOut:
 @router.patch("/{name}", responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def change_user(name: NameInPath, body: Annotated[UserChange, Body()], db: DatabaseDep) -> UserOut:
     """Change a person's role or quotas: the fields given (a quota given as null goes back to the default)."""
-    return await db.run(_changed, name, body.model_dump(include=body.model_fields_set))
+    values = body.model_dump(include=body.model_fields_set)
+    if values.get("role", "") is None:
+        del values["role"]  # every user has a role
+    return await db.run(_changed, name, values)
 
 
 @router.post("/{name}/rotate")
