@@ -127,10 +127,12 @@ def test_a_submission_over_quota_gets_429_naming_the_quota_and_how_many_are_acti
     admin = {"Authorization": "Bearer boot"}
     with classroom as client:
         ann = {"Authorization": f"Bearer {client.post('/users', json={'name': 'ann'}, headers=admin).json()['token']}"}
-        for _ in range(3):
-            assert client.post("/jobs", json=DEMO, headers=ann).status_code == 201
+        for n in range(3):
+            assert client.post("/jobs", json=DEMO, headers={**ann, "Idempotency-Key": f"k{n}"}).status_code == 201
         error = assert_error(client.post("/jobs", json=DEMO, headers=ann), 429, "quota_exceeded")
         assert "ann has 3 active jobs" in error["message"] and "max_active_jobs is 3" in error["message"]
+        # A retry of a request that was queued is answered with its job, quota or not.
+        assert client.post("/jobs", json=DEMO, headers={**ann, "Idempotency-Key": "k0"}).status_code == 201
         sweep = {"base": DEMO, "grid": {"seed": [1, 2, 3]}}
         error = assert_error(client.post("/sweeps", json=sweep, headers=ann), 429, "quota_exceeded")
         assert "max_sweep_jobs is 2" in error["message"]
@@ -141,6 +143,8 @@ def test_a_submission_over_quota_gets_429_naming_the_quota_and_how_many_are_acti
         for _ in range(4):
             assert client.post("/jobs", json=DEMO, headers=admin).status_code == 201
         # A cancelled job is no longer active.
+        client.patch("/users/ann", json={"max_active_jobs": 6}, headers=admin)
+        assert_error(client.post("/jobs", json=DEMO, headers=ann), 429, "quota_exceeded")
         first = client.get("/jobs", params={"owner": "ann", "limit": 1}, headers=ann).json()["items"][0]["id"]
         client.post(f"/jobs/{first}/cancel", headers=ann)
         assert client.post("/jobs", json=DEMO, headers=ann).status_code == 201

@@ -27,15 +27,17 @@ _bearer = HTTPBearer(
 
 
 def identify(session: Session, token: str | None, cookie: str | None, api_token: str) -> Person | str:
-    """The person a request's token (or else its cookie) names; what is wrong with it otherwise."""
-    if token:
-        return users.by_token(session, token, api_token) or "the bearer token is not valid (wrong, rotated or revoked)"
-    if cookie:
+    """The person a request's token (or else its cookie) names; what is wrong with it otherwise. A service with
+    neither API_TOKEN nor users lets everyone in, whatever they send, as it did before there were users."""
+    found = users.by_token(session, token, api_token) if token else None
+    if found is None and cookie and not token:
         found = sessions.person(session, cookie, api_token)
-        if found:
-            return found
+    if found is not None:
+        return found
     if not api_token and not users.any_users(session):
         return users.OPEN
+    if token:
+        return "the bearer token is not valid (wrong, rotated or revoked)"
     if cookie:
         return "the dashboard sign-in has ended (signed out, expired, or its token rotated or revoked); sign in again"
     return "sign-in needed: send 'Authorization: Bearer <token>', or sign in on the dashboard"

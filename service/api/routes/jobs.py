@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import jobs, queries
+from service import idempotency, jobs, queries
 from service.api.auth import PersonDep
 from service.api.deps import (
     JSON_BODY,
@@ -25,7 +25,7 @@ from service.api.deps import (
 from service.api.presenter import BODY_ERRORS, job_out
 from service.api.schemas import ErrorBody, JobList, JobOut
 from service.config import Settings
-from service.models import Status
+from service.models import Job, Status
 from service.spec import DEMO, JobSpec, check_new
 from service.users import Person, access
 
@@ -63,7 +63,8 @@ OVER_QUOTA: dict[int | str, dict[str, Any]] = {
 
 def submitted(session: Session, spec: JobSpec, idempotency_key: str | None, who: Person, settings: Settings) -> JobOut:
     """The job queued for `spec` (or the one an earlier request with the same key queued), within `who`'s quota."""
-    access.require_quota(session, who, 1, settings.max_active_jobs, settings.max_sweep_jobs, sweep=False)
+    if idempotency.earlier(session, Job, idempotency_key, idempotency.fingerprint(spec)) is None:
+        access.require_quota(session, who, 1, settings.max_active_jobs, settings.max_sweep_jobs, sweep=False)
     return job_out(jobs.create_job(session, spec, idempotency_key, owner=who.name))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response
 from sqlalchemy.orm import Session
 
-from service import queries, sweeps
+from service import idempotency, queries, sweeps
 from service.api import compare
 from service.api.auth import PersonDep
 from service.api.deps import (
@@ -24,7 +24,7 @@ from service.api.presenter import BODY_ERRORS
 from service.api.routes.jobs import OVER_QUOTA
 from service.api.sweep_schemas import LeaderboardEntry, SweepJobOut, SweepList, SweepOut, SweepSummary
 from service.config import Settings
-from service.models import FINISHED, Status
+from service.models import FINISHED, Status, Sweep
 from service.spec import DEMO, JobSpec, label
 from service.sweep_spec import SweepIn
 from service.users import Person, access
@@ -112,7 +112,8 @@ def one(session: Session, sweep_id: int) -> SweepOut:
 def created(session: Session, body: SweepIn, idempotency_key: str | None, who: Person, settings: Settings) -> SweepOut:
     """The sweep queued for `body` (or the one an earlier request with the same key queued), within `who`'s quotas."""
     size = math.prod(len(values) for values in body.grid.values())
-    access.require_quota(session, who, size, settings.max_active_jobs, settings.max_sweep_jobs, sweep=True)
+    if idempotency.earlier(session, Sweep, idempotency_key, idempotency.fingerprint(body)) is None:
+        access.require_quota(session, who, size, settings.max_active_jobs, settings.max_sweep_jobs, sweep=True)
     return one(session, sweeps.create_sweep(session, body, idempotency_key, owner=who.name).id)
 
 
