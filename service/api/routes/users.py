@@ -11,6 +11,7 @@ from service import users
 from service.api.auth import admin
 from service.api.deps import JSON_BODY, DatabaseDep, ReadDatabaseDep
 from service.api.presenter import BODY_ERRORS
+from service.api.schemas import ErrorBody
 from service.models import User
 from service.users import Role
 
@@ -90,6 +91,7 @@ async def list_users(db: ReadDatabaseDep) -> list[UserOut]:
     return await db.run(_listed)
 
 
+# 409 here: the name is taken (names are never reused).
 @router.post("", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def add_user(body: Annotated[NewUser, Body()], db: DatabaseDep, response: Response) -> UserWithToken:
     """Add a person with a role; the answer holds their token, shown this once."""
@@ -113,7 +115,7 @@ async def change_user(name: NameInPath, body: Annotated[UserChange, Body()], db:
     return await db.run(_changed, name, values)
 
 
-@router.post("/{name}/rotate")
+@router.post("/{name}/rotate", responses={409: {"model": ErrorBody, "description": "The user is revoked"}})
 async def rotate_token(name: NameInPath, db: DatabaseDep) -> UserWithToken:
     """A new token for the person, shown this once; the old one and its dashboard sign-ins stop working now."""
     return await db.run(_rotated, name)
