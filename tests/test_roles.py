@@ -168,6 +168,7 @@ def test_another_members_cancel_delete_and_rerun_are_refused_naming_what_is_miss
     owner = service.headers("owner")
     assert httpx.get(f"{service.base}/jobs/{job}", headers=owner).json()["status"] == "queued"
     assert httpx.post(f"{service.base}/jobs/{job}/cancel", headers=owner).json()["status"] == "cancelled"
+    assert "cancel asked by ann" in httpx.get(f"{service.base}/jobs/{job}/logs", headers=owner).text
     assert httpx.delete(f"{service.base}/jobs/{job}", headers=owner).status_code == 204
 
 
