@@ -131,7 +131,7 @@ async function load() {
   if (sameRows) {
     page.items.forEach(render); // the same jobs in the same order: refilled in place, the focus stays
   } else {
-    const empty = h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No jobs yet."));
+    const empty = h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No jobs yet."));
     fill(tbody, page.items.length ? page.items.map(render) : empty);
   }
   const last = Math.min(state.offset + page.items.length, page.total);
