@@ -3,6 +3,7 @@ equals, of whoever has waited longest; still one atomic claim, on SQLite and Pos
 
 from pathlib import Path
 
+from bench import claim as claim_bench
 from bench.processes import start_worker, stop, wait_for
 from service import jobs
 from service.config import Settings
@@ -70,8 +71,8 @@ def test_jobs_of_nobody_on_an_open_service_are_first_come_first_served(database_
     assert taken == queued
 
 
-def test_a_real_worker_runs_bobs_one_job_right_after_anns_first(tmp_path: Path, sqlite_url: str) -> None:
-    settings: Settings = make_settings(tmp_path, sqlite_url)
+def test_a_real_worker_runs_bobs_one_job_right_after_anns_first(tmp_path: Path, database_url: str) -> None:
+    settings: Settings = make_settings(tmp_path, database_url)
     sessions = sessions_for(settings.database_url)
     a = queue(sessions, "ann", 10)
     (b,) = queue(sessions, "bob")
@@ -88,3 +89,14 @@ def test_a_real_worker_runs_bobs_one_job_right_after_anns_first(tmp_path: Path, 
     with transaction(sessions) as s:
         started = s.query(Job.id).filter(Job.started_at.is_not(None)).order_by(Job.started_at).all()
     assert [row.id for row in started][:2] == [a[0], b]
+
+
+def test_the_claim_benchmark_claims_over_a_thousand_jobs_of_thirty_people(tmp_path: Path) -> None:
+    with claim_bench.sqlite_url(tmp_path / "bench") as url:
+        took = claim_bench.measure(url, claims=3)
+        engine = make_engine(url)
+        with transaction(make_sessionmaker(engine)) as s:
+            owners = {o for (o,) in s.query(Job.owner).filter(Job.status == Status.RUNNING)}
+        engine.dispose()
+    assert len(took) == 3 and all(t > 0 for t in took)
+    assert len(owners) == 3  # three claims, three people: the fair order at work on the benchmark's queue
