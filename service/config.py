@@ -61,9 +61,18 @@ class Settings(BaseSettings):
     access_log: bool = Field(True, description="one line per request on stdout")
     api_token: str = Field(
         "",
-        description="a bearer token every request but /health, the docs and the dashboard's pages must carry; "
-        "empty: no authentication, for trusted networks only",
+        description="the bootstrap admin's bearer token (users added with `python -m service.users` have their own); "
+        "with neither, no authentication, for trusted networks only",
     )
+    # A class of 30 on one server: enough for a student's small sweep, not enough to hold a day's queue alone.
+    max_active_jobs: int = Field(
+        16, ge=1, description="a user's default quota of active (queued + running) jobs; an admin can set each user's"
+    )
+    max_sweep_jobs: int = Field(
+        16, ge=1, le=64, description="a user's default cap on one sweep's size (jobs); an admin can set each user's"
+    )
+    # A working day: long enough not to nag, short enough that a forgotten browser is signed out by tomorrow.
+    session_hours: float = Field(12.0, gt=0, description="how long a dashboard sign-in lasts")
     # A job spec is a few hundred bytes.
     max_body_bytes: int = Field(64 * 1024, description="a request body larger than this is refused with 413")
     lease_seconds: float = Field(

@@ -48,6 +48,20 @@ class Unauthorized(ServiceError):
     code = "unauthorized"
 
 
+class Forbidden(ServiceError):
+    """Signed in, but without the role or the ownership the request needs; the message names what is missing."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+class QuotaExceeded(ServiceError):
+    """The person already has as many active jobs as their quota allows, or asked for a sweep over its cap."""
+
+    status_code = 429
+    code = "quota_exceeded"
+
+
 class ServiceUnavailable(ServiceError):
     """Something the request needs is away for a moment; trying again later can succeed."""
 

@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -83,7 +84,12 @@ class Job(Base):
     """One training job. Its status is written only by `service.jobs`."""
 
     __tablename__ = "jobs"
-    __table_args__ = NEVER_REUSED_IDS
+    # What a fair claim asks of each person with queued jobs: how many of theirs run, and when they last had a turn.
+    __table_args__ = (
+        Index("ix_jobs_owner_status", "owner", "status"),
+        Index("ix_jobs_owner_started_at", "owner", "started_at"),
+        NEVER_REUSED_IDS,
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str | None] = mapped_column(String(200))
@@ -119,6 +125,8 @@ class Job(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # The sweep that queued this job, if one did.
     sweep_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("sweeps.id"), index=True)
+    # Who submitted it (a user's name); None when the service runs without sign-in.
+    owner: Mapped[str | None] = mapped_column(String(64))
 
     metrics: Mapped[list["EpochMetric"]] = relationship(
         back_populates="job", order_by="EpochMetric.epoch", cascade="all, delete-orphan"
@@ -209,3 +217,33 @@ class Sweep(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_hash: Mapped[str | None] = mapped_column(String(64))
+    owner: Mapped[str | None] = mapped_column(String(64), index=True)
+
+
+class User(Base):
+    """A person who may use the service, with a role; their token is kept only as a digest (see service.users)."""
+
+    __tablename__ = "users"
+    __table_args__ = NEVER_REUSED_IDS
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Never reused, even once revoked: it names the owner of their jobs and sweeps.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    max_active_jobs: Mapped[int | None] = mapped_column(Integer)
+    max_sweep_jobs: Mapped[int | None] = mapped_column(Integer)  # these two: None for the settings' defaults
+
+
+class SignInSession(Base):
+    """A dashboard sign-in: the cookie's digest, the digest of the token that signed in (so that rotating or
+    revoking the token, or changing API_TOKEN, ends every session it opened), and when it ends."""
+
+    __tablename__ = "sessions"
+
+    id_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

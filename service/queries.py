@@ -48,12 +48,20 @@ def job_row(session: Session, job_id: int) -> Row[Any]:
 
 
 def list_jobs(
-    session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None = None
+    session: Session,
+    status: Status | None,
+    limit: int,
+    offset: int,
+    sweep_id: int | None = None,
+    owners: tuple[str | None] | None = None,
 ) -> tuple[Sequence[Row[Any]], int]:
-    """A page of jobs (only one status's, one sweep's, if given), newest first, and how many match in all."""
+    """A page of jobs (only one status's, one sweep's, one owner's if given: `(None,)` for jobs of nobody), newest
+    first, and how many match in all."""
     where = [JOBS.c.status == status] if status else []
     if sweep_id is not None:
         where.append(JOBS.c.sweep_id == sweep_id)
+    if owners is not None:
+        where.append(JOBS.c.owner.is_not_distinct_from(owners[0]))
     total = session.connection().execute(select(func.count()).select_from(JOBS).where(*where)).scalar() or 0
     rows = _rows(session, select(JOBS).where(*where).order_by(JOBS.c.id.desc()).limit(limit).offset(offset))
     return rows, total

@@ -73,7 +73,9 @@ def _invalid_combination(params: dict[str, Any], exc: ValidationError) -> Invali
     return InvalidRequest(f"the combination {{{shown}}} is not a valid job spec ({reasons})", details)
 
 
-def create_sweep(session: Session, body: SweepIn, idempotency_key: str | None = None) -> Sweep:
+def create_sweep(
+    session: Session, body: SweepIn, idempotency_key: str | None = None, owner: str | None = None
+) -> Sweep:
     """Queue a sweep's jobs, or return the sweep already created under the same idempotency key and body (Conflict
     for the same key with another body)."""
     combinations = expand(body.base, body.grid)
@@ -94,15 +96,16 @@ def create_sweep(session: Session, body: SweepIn, idempotency_key: str | None = 
         created_at=utcnow(),
         idempotency_key=idempotency_key,
         request_hash=fingerprint if idempotency_key is not None else None,
+        owner=owner,
     )
     session.add(sweep)
     session.flush()
     for _, spec in combinations:
-        jobs.create_job(session, spec, sweep_id=sweep.id)
+        jobs.create_job(session, spec, sweep_id=sweep.id, owner=owner)
     return sweep
 
 
-def cancel_sweep(session: Session, sweep_id: int) -> None:
+def cancel_sweep(session: Session, sweep_id: int, by: str | None = None) -> None:
     """Cancel what is left of a sweep: its queued jobs at once, its running ones by asking their workers."""
     sweep_row(session, sweep_id)  # NotFound first
     unfinished = session.scalars(
@@ -110,6 +113,6 @@ def cancel_sweep(session: Session, sweep_id: int) -> None:
     )
     for job_id in unfinished.all():
         try:
-            jobs.cancel_job(session, job_id)
+            jobs.cancel_job(session, job_id, by)
         except Conflict:  # it finished in the meantime: nothing left to cancel
             continue

@@ -54,18 +54,21 @@ def test_api_token_guards_everything_but_health_and_docs(tmp_path: Path, sqlite_
         assert c.get("/jobs").json()["error"]["code"] == "unauthorized"
 
 
-def test_the_openapi_document_declares_bearer_auth_only_when_a_token_is_set(tmp_path: Path, sqlite_url: str) -> None:
+def test_the_openapi_document_declares_bearer_auth_with_or_without_api_token(tmp_path: Path, sqlite_url: str) -> None:
+    """Users can be added while the API runs, and from then on everyone must sign in: the document says so always."""
+
     def schema(token: str) -> dict:
         with TestClient(create_app(make_settings(tmp_path, sqlite_url, api_token=token))) as c:
             return c.get("/openapi.json").json()
 
     open_, guarded = schema(""), schema("s3cret")
-    assert "securitySchemes" not in open_.get("components", {})
-    assert "security" not in open_["paths"]["/jobs"]["post"]
-    assert "401" not in open_["paths"]["/jobs"]["post"]["responses"]
-    assert guarded["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for document in (open_, guarded):
+        assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+        assert {"401", "403", "429"} <= set(document["paths"]["/jobs"]["post"]["responses"])
+        assert "security" not in document["paths"]["/health"]["get"]
+    # Without API_TOKEN, nobody needs a token until the first user is added.
+    assert open_["paths"]["/jobs"]["post"]["security"] == [{"HTTPBearer": []}, {}]
     assert guarded["paths"]["/jobs"]["post"]["security"] == [{"HTTPBearer": []}]
-    assert "401" in guarded["paths"]["/jobs"]["post"]["responses"]
 
 
 def test_health_reports_database_queue_and_live_workers(client: TestClient, sessions: Sessions) -> None:

@@ -65,7 +65,7 @@ def test_signing_in_with_the_api_token(browser: "Browser", tmp_path: Path) -> No
             tab.go("/ui/")
             dialog = page.get_by_role("dialog", name="Sign in")
             expect(dialog).to_be_visible()
-            token = page.get_by_label("API token")
+            token = page.get_by_label("Token")
             token.fill("wrong")
             page.get_by_role("button", name="Sign in").click()
             expect(dialog.get_by_role("alert")).to_contain_text("not the right one")

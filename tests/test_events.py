@@ -182,7 +182,7 @@ def test_signing_in_trades_the_token_for_a_cookie_that_opens_the_api_and_its_str
 ) -> None:
     settings = make_settings(tmp_path, sqlite_url, api_token="s3cret")
     with TestClient(create_app(settings)) as client:
-        assert client.get("/session").json() == {"signed_in": False, "token_required": True}
+        assert client.get("/session").json() == {"signed_in": False, "token_required": True, "name": None, "role": None}
         assert_error(client.post("/session", json={"token": "wrong"}), 401, "unauthorized")
         assert_error(client.get("/jobs"), 401, "unauthorized")
         signed = client.post("/session", json={"token": "s3cret"})
@@ -190,6 +190,11 @@ def test_signing_in_trades_the_token_for_a_cookie_that_opens_the_api_and_its_str
         cookie = signed.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "s3cret" not in cookie
         assert client.get("/jobs").status_code == 200
-        assert client.get("/session").json() == {"signed_in": True, "token_required": True}
+        assert client.get("/session").json() == {
+            "signed_in": True,
+            "token_required": True,
+            "name": "admin",
+            "role": "admin",
+        }
         assert client.delete("/session").status_code == 204
         assert_error(client.get("/jobs"), 401, "unauthorized")

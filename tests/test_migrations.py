@@ -28,7 +28,17 @@ def test_models_and_migrations_agree(database_url: str) -> None:
 
 
 def test_migrations_downgrade_and_upgrade_again(database_url: str) -> None:
-    expected = {"jobs", "epoch_metrics", "artifacts", "workers", "sweeps", "job_events", "alembic_version"}
+    expected = {
+        "jobs",
+        "epoch_metrics",
+        "artifacts",
+        "workers",
+        "sweeps",
+        "job_events",
+        "users",
+        "sessions",
+        "alembic_version",
+    }
     assert tables(database_url) == expected
     command.downgrade(alembic_config(database_url), "base")
     assert tables(database_url) == {"alembic_version"}
@@ -66,7 +76,9 @@ def test_sqlite_tables_are_autoincrement_as_the_models_say(tmp_path: Path, sqlit
     engine = make_engine(fresh)
     Base.metadata.create_all(engine)
     engine.dispose()
-    assert _autoincrement_tables(sqlite_url) == _autoincrement_tables(fresh) == {"jobs", "sweeps", "job_events"}
+    assert (
+        _autoincrement_tables(sqlite_url) == _autoincrement_tables(fresh) == {"jobs", "sweeps", "job_events", "users"}
+    )
 
 
 def test_upgrading_a_sqlite_database_keeps_every_row_and_counts_on_from_its_ids(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bench.processes import API_COMMAND, STARTED, serving
-from service.api.deps import SESSION_COOKIE
+from service.api.auth import SESSION_COOKIE
 from tests.helpers import make_settings, sqlite_database, total_jobs
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,9 @@ from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from service.api import images, openapi
+from service.api.auth import signed_in
 from service.api.body_limit import BodyLimit
-from service.api.deps import Database, require_token
+from service.api.deps import Database
 from service.api.guard import Guard
 from service.api.handlers import install_error_handlers
 from service.api.monitoring import Monitor, RequestMetrics
@@ -18,6 +19,7 @@ from service.api.predictor import Predictor
 from service.api.presenter import ERRORS
 from service.api.renderer import Renderer
 from service.api.routes import PROTECTED, PUBLIC
+from service.api.throttle import Throttle
 from service.config import Settings, get_settings
 from service.db import is_sqlite, make_engine, make_sessionmaker
 from service.storage import make_store
@@ -43,6 +45,7 @@ TAGS = [
     {"name": "health", "description": "Is the service up: database, queue, workers."},
     {"name": "monitoring", "description": "Prometheus metrics."},
     {"name": "session", "description": "The dashboard's sign-in."},
+    {"name": "users", "description": "People, their roles, tokens and quotas (admins only)."},
 ]
 
 
@@ -78,19 +81,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.renderer = Renderer(settings.cache_dir)
     app.state.monitor = Monitor()
     app.state.predictor = Predictor()
+    app.state.throttle = Throttle()  # wrong sign-ins, by address
 
     install_error_handlers(app)
     # Swagger UI's and ReDoc's assets only: the dashboard's are served by its own route, with its CSP.
     app.mount("/static/docs", StaticFiles(directory=STATIC / "docs", follow_symlink=False), name="static")
     for router in PUBLIC:
         app.include_router(router)
-    # Without a token there is no authentication, and the OpenAPI document declares none (no 401s either).
-    guard = [Depends(require_token)] if settings.api_token else []
-    documented = ERRORS if settings.api_token else {code: r for code, r in ERRORS.items() if code != 401}
+    # Who asks is checked on every request: users may be added while the API runs (until then, without API_TOKEN,
+    # everyone is let in, as before there were users).
     for router in PROTECTED:
-        app.include_router(router, dependencies=guard, responses=documented)
+        app.include_router(router, dependencies=[Depends(signed_in)], responses=ERRORS)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, larger=[(PREDICT_PATH, PREDICT_BODY_BYTES)])
     app.add_middleware(Guard, settings=settings)  # unknown hosts, other origins' writes: before the body is read
     app.add_middleware(RequestMetrics, monitor=app.state.monitor)  # outermost: counts 413s and 500s too
-    openapi.install(app)  # valid for the OpenAPI version it declares
+    openapi.install(app, open_until_users=not settings.api_token)  # valid for the OpenAPI version it declares
     return app

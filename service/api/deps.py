@@ -1,4 +1,4 @@
-"""Request-scoped dependencies: the settings, the artifact store, the database, the optional token check.
+"""Request-scoped dependencies: the settings, the artifact store, the database (who is asking: `service.api.auth`).
 
 They are all `async` and do no I/O, so none costs a hop to a worker thread (FastAPI runs each sync dependency,
 and a sync route, in the thread pool): a route's database work runs as one unit of work in at most one hop
@@ -6,23 +6,19 @@ and a sync route, in the thread pool): a route's database work runs as one unit 
 """
 
 import functools
-import hashlib
-import hmac
-import secrets
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import anyio
 from fastapi import Depends, Header, Path, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import queries
 from service.api.monitoring import Monitor
 from service.api.renderer import Renderer
 from service.config import Settings
-from service.errors import DatabaseUnavailable, Unauthorized, UnsupportedMediaType
+from service.errors import DatabaseUnavailable, UnsupportedMediaType
 from service.storage import ArtifactStore
 
 T = TypeVar("T")
@@ -112,38 +108,6 @@ MonitorDep = Annotated[Monitor, Depends(_from_state("monitor"))]
 DatabaseDep = Annotated[Database, Depends(_from_state("database"))]
 # Routes that only read: on SQLite such a transaction never waits for the write lock.
 ReadDatabaseDep = Annotated[Database, Depends(_from_state("read_database"))]
-
-_bearer = HTTPBearer(auto_error=False, description="Needed only when the server sets API_TOKEN.")
-
-
-# The dashboard's sign-in cookie (see service.api.routes.session): EventSource cannot send an Authorization header.
-SESSION_COOKIE = "alexnet_jobs_session"
-
-
-def session_value(token: str) -> str:
-    """What the sign-in cookie holds for `token`: a keyed digest, so the cookie never carries the token itself."""
-    return hmac.new(token.encode(), b"alexnet-jobs dashboard sign-in", hashlib.sha256).hexdigest()
-
-
-def signed_in(request: Request, token: str) -> bool:
-    """Whether the request carries the sign-in cookie made for `token`."""
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    return secrets.compare_digest(cookie.encode(), session_value(token).encode())
-
-
-async def require_token(
-    request: Request,
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """When API_TOKEN is set, demand `Authorization: Bearer <API_TOKEN>` (compared in constant time), or the
-    dashboard's sign-in cookie."""
-    if not settings.api_token:
-        return
-    given = credentials.credentials if credentials else ""
-    if secrets.compare_digest(given.encode(), settings.api_token.encode()) or signed_in(request, settings.api_token):
-        return
-    raise Unauthorized("missing or wrong bearer token")
 
 
 async def require_json(request: Request) -> None:

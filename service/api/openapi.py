@@ -40,13 +40,25 @@ def _declare_errors_as_json(content: dict[str, Any]) -> None:
             content.setdefault(JSON, content.pop(media_type))
 
 
-def install(app: FastAPI) -> None:
-    """Have `app` publish its OpenAPI document through `conform` (made once, on first request, as FastAPI's is)."""
+def anonymous_allowed(document: dict[str, Any]) -> dict[str, Any]:
+    """Each operation that asks for a token accepts none as well (`{}`): a service without API_TOKEN lets everyone in
+    until its first user is added, and then asks for one."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            if operation.get("security") and {} not in operation["security"]:
+                operation["security"].append({})
+    return document
+
+
+def install(app: FastAPI, open_until_users: bool = False) -> None:
+    """Have `app` publish its OpenAPI document through `conform` (made once, on first request, as FastAPI's is);
+    `open_until_users`: see `anonymous_allowed`."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if not app.openapi_schema:
-            app.openapi_schema = conform(generate())
+            document = conform(generate())
+            app.openapi_schema = anonymous_allowed(document) if open_until_users else document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -17,7 +17,8 @@ from service.spec import JobSpec
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text_}
     for code, text_ in (
-        (401, "Bearer token needed"),
+        (401, "Sign-in needed (a bearer token, or the dashboard's cookie)"),
+        (403, "The role or the ownership the request needs is missing"),
         (404, "No such job or artifact"),
         (422, "Invalid request"),
     )
@@ -80,6 +81,7 @@ def job_out(job: Job | Row[Any]) -> JobOut:
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
         sweep_id=job.sweep_id,
+        owner=job.owner,
         progress=progress_out(
             job.epochs_completed,
             spec.epochs,

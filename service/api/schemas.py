@@ -43,6 +43,7 @@ class JobOut(BaseModel):
     attempts: int
     cancel_requested: bool
     sweep_id: int | None = Field(description="The sweep that queued it, if one did.")
+    owner: str | None = Field(None, description="Who submitted it; null on a service without sign-in.")
     progress: Progress
     links: dict[str, str]
 

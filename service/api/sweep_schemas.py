@@ -40,6 +40,7 @@ class SweepOut(BaseModel):
 
     id: int
     name: str | None
+    owner: str | None = Field(None, description="Who submitted it; null on a service without sign-in.")
     created_at: datetime
     base: JobSpec
     grid: dict[str, list[Any]]
@@ -55,6 +56,7 @@ class SweepSummary(BaseModel):
 
     id: int
     name: str | None
+    owner: str | None = Field(None, description="Who submitted it; null on a service without sign-in.")
     created_at: datetime
     grid: dict[str, list[Any]]
     jobs_total: int

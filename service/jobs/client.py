@@ -10,8 +10,14 @@ from service.queries import get_job
 from service.spec import JobSpec
 
 
-def create_job(session: Session, spec: JobSpec, idempotency_key: str | None = None, sweep_id: int | None = None) -> Job:
-    """Queue a job (one of sweep `sweep_id`'s, if given), or return the job already created under the same
+def create_job(
+    session: Session,
+    spec: JobSpec,
+    idempotency_key: str | None = None,
+    sweep_id: int | None = None,
+    owner: str | None = None,
+) -> Job:
+    """Queue `owner`'s job (one of sweep `sweep_id`'s, if given), or return the job already created under the same
     idempotency key and spec (Conflict for the same key with another spec)."""
     body = idempotency.fingerprint(spec)
     existing = idempotency.earlier(session, Job, idempotency_key, body)
@@ -31,6 +37,7 @@ def create_job(session: Session, spec: JobSpec, idempotency_key: str | None = No
         idempotency_key=idempotency_key,
         request_hash=body if idempotency_key is not None else None,
         sweep_id=sweep_id,
+        owner=owner,
     )
     session.add(job)
     session.flush()
@@ -38,8 +45,9 @@ def create_job(session: Session, spec: JobSpec, idempotency_key: str | None = No
     return job
 
 
-def cancel_job(session: Session, job_id: int) -> Job:
-    """Cancel: a queued job at once, a running one by asking its worker. Repeating it changes nothing."""
+def cancel_job(session: Session, job_id: int, by: str | None = None) -> Job:
+    """Cancel: a queued job at once, a running one by asking its worker. Repeating it changes nothing. The job's
+    log says who asked (`by`), when someone signed in did."""
     job = get_job(session, job_id)  # NotFound first: also for ids no BIGINT can hold
     now = utcnow()
     cancelled = session.execute(
@@ -59,6 +67,8 @@ def cancel_job(session: Session, job_id: int) -> Job:
     session.refresh(job)
     if job.status in (Status.SUCCEEDED, Status.FAILED):
         raise Conflict(f"job {job_id} already {job.status}; only queued or running jobs can be cancelled")
+    if by is not None and (cancelled.rowcount or job.status == Status.RUNNING):  # type: ignore[attr-defined]
+        events.emit_logs(session, job_id, [f"cancel asked by {by}"])
     return job
 
 

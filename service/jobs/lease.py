@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service import events
@@ -39,10 +39,13 @@ def claim_next(
     alive_seconds: float,
     bf16_native: bool = True,
 ) -> Claim | None:
-    """Atomically take the oldest queued job this worker should run, with a fresh lease; None if none.
+    """Atomically take the next queued job this worker should run, fairly between people, with a fresh lease; None
+    if none.
 
-    One UPDATE whose target is chosen by a subquery: SQLite runs it under the write lock, Postgres skips
-    rows other claimers have locked. A job this worker cannot run well is left to a live worker that can:
+    Fair turns: the oldest queued job of the person with the fewest running jobs; between people with as many, the
+    one who has waited longest, since their last job started or, if later, since they queued their oldest job (see
+    `_turn_order`). One UPDATE whose target is chosen by a subquery: SQLite runs it under the write lock, Postgres
+    skips rows other claimers have locked. A job this worker cannot run well is left to a live worker that can:
     `device: cuda` to CUDA workers, `precision: bf16` to workers with native bf16. With no such worker
     alive it takes the job anyway, so that it fails with a clear error instead of waiting forever.
     """
@@ -60,7 +63,7 @@ def claim_next(
     target = (
         select(candidate.id)
         .where(eligible)
-        .order_by(candidate.id)
+        .order_by(*_turn_order(candidate))
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -86,6 +89,24 @@ def claim_next(
         return None
     events.emit_status(session, [row.id], Status.RUNNING)
     return Claim(row.id, token, JobSpec.model_validate(row.spec), row.attempts, row.checkpoint)
+
+
+def _turn_order(candidate: Any) -> tuple[Any, ...]:
+    """How queued jobs are ordered for a claim: by how many jobs their owner runs, then since when the owner waits
+    (their last job's start, or this job's queueing if later), then by id.
+
+    Ordering by `max(last start, created_at)` per job picks, within one person, their oldest job, and across people,
+    the person waiting longest: the earliest of a person's values is the later of their last start and their oldest
+    queued job's time. Both subqueries are index lookups (jobs by owner and status, by owner and started_at).
+    """
+    mine = aliased(Job)
+    # Plain equality, which the indexes serve (IS NOT DISTINCT FROM is not indexable on Postgres): jobs of nobody
+    # (a service without sign-in) count as their own each, and are taken oldest first.
+    same_owner = mine.owner == candidate.owner
+    running = select(func.count()).where(same_owner, mine.status == Status.RUNNING).scalar_subquery()
+    last_start = select(func.max(mine.started_at)).where(same_owner).scalar_subquery()
+    waiting_since = case((last_start > candidate.created_at, last_start), else_=candidate.created_at)
+    return running, waiting_since, candidate.id
 
 
 def fenced_update(session: Session, job_id: int, token: str, **values: Any) -> None:

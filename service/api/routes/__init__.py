@@ -18,6 +18,7 @@ from service.api.routes import (
     session,
     sweeps,
     ui,
+    users,
 )
 
 # /health, the docs, signing in and the dashboard's pages (which hold no data) answer without a token; the others
@@ -35,4 +36,5 @@ PROTECTED: tuple[APIRouter, ...] = (
     filters.router,
     monitoring.router,
     events.router,
+    users.router,
 )

@@ -1,14 +1,16 @@
-"""Liveness: the database, the queue and the workers; answered without a token."""
+"""Liveness: the database, the queue and the workers; answered without a token, but then with no more than a load
+balancer needs (up or not), never host names, pids, job ids or disk paths."""
 
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from service import queries
+from service.api.auth import SESSION_COOKIE, identify
 from service.api.deps import ReadDatabaseDep, SettingsDep
 from service.api.schemas import ErrorBody
 
@@ -29,22 +31,31 @@ class WorkerOut(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "degraded"] = Field(description="`degraded`: up, but some workers cannot take jobs.")
     database: Literal["ok"]
-    queue: dict[str, int]
-    workers: list[WorkerOut]
-    problems: list[str] = Field(description="What makes the service degraded, one line each; empty when ok.")
+    queue: dict[str, int] | None = Field(None, description="Jobs by status; only to someone signed in.")
+    workers: list[WorkerOut] | None = Field(None, description="Only to someone signed in.")
+    problems: list[str] | None = Field(
+        None, description="What makes the service degraded, one line each (empty when ok); only to someone signed in."
+    )
 
 
-def checked(session: Session, alive_seconds: float) -> Health:
-    """The database answered; the queue, and the workers seen within `alive_seconds` with what keeps any idle."""
+def checked(session: Session, alive_seconds: float, token: str | None, cookie: str | None, api_token: str) -> Health:
+    """The database answered; the queue, and the workers seen within `alive_seconds` with what keeps any idle, for
+    whoever may read (`token` or `cookie` names someone, or the service is open)."""
     session.execute(text("SELECT 1"))
     workers = [WorkerOut.model_validate(w, from_attributes=True) for w in queries.live_workers(session, alive_seconds)]
     problems = [f"worker {w.id}: {w.problem}" for w in workers if w.problem]
     status = "degraded" if problems else "ok"
+    if isinstance(identify(session, token, cookie, api_token), str):
+        return Health(status=status, database="ok")
     return Health(status=status, database="ok", queue=queries.queue_counts(session), workers=workers, problems=problems)
 
 
-@router.get("/health", responses={503: {"model": ErrorBody}})
-async def health(db: ReadDatabaseDep, settings: SettingsDep) -> Health:
-    """Liveness, the database, the queue depth and the workers that heartbeated recently; `degraded` with the
-    reasons when some worker cannot take jobs (its disk is full)."""
-    return await db.run(checked, settings.worker_alive_seconds)
+@router.get("/health", responses={503: {"model": ErrorBody}}, response_model_exclude_none=True)
+async def health(request: Request, db: ReadDatabaseDep, settings: SettingsDep) -> Health:
+    """Liveness and the database; to someone signed in (a bearer token or the dashboard's cookie) or on an open
+    service, also the queue depth and the workers that heartbeated recently; `degraded` when some worker cannot take
+    jobs (its disk is full)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" else None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return await db.run(checked, settings.worker_alive_seconds, bearer or None, cookie, settings.api_token)

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import jobs, queries
+from service import idempotency, jobs, queries
+from service.api.auth import PersonDep
 from service.api.deps import (
     JSON_BODY,
     DatabaseDep,
@@ -18,12 +19,15 @@ from service.api.deps import (
     PageLimit,
     PageOffset,
     ReadDatabaseDep,
+    SettingsDep,
     StoreDep,
 )
 from service.api.presenter import BODY_ERRORS, job_out
 from service.api.schemas import ErrorBody, JobList, JobOut
-from service.models import Status
+from service.config import Settings
+from service.models import Job, Status
 from service.spec import DEMO, JobSpec, check_new
+from service.users import Person, access
 
 log = logging.getLogger("service")
 
@@ -52,23 +56,44 @@ RERUN_EXAMPLES = {
 NOT_NOW: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "Not possible in the job's current status"}
 }
+OVER_QUOTA: dict[int | str, dict[str, Any]] = {
+    429: {"model": ErrorBody, "description": "Over the submitter's quota of active jobs"}
+}
 
 
-def submitted(session: Session, spec: JobSpec, idempotency_key: str | None) -> JobOut:
-    """The job queued for `spec` (or the one an earlier request with the same key queued)."""
-    return job_out(jobs.create_job(session, spec, idempotency_key))
+def submitted(session: Session, spec: JobSpec, idempotency_key: str | None, who: Person, settings: Settings) -> JobOut:
+    """The job queued for `spec` (or the one an earlier request with the same key queued), within `who`'s quota."""
+    if idempotency.earlier(session, Job, idempotency_key, idempotency.fingerprint(spec)) is None:
+        access.require_quota(session, who, 1, settings.max_active_jobs, settings.max_sweep_jobs, sweep=False)
+    return job_out(jobs.create_job(session, spec, idempotency_key, owner=who.name))
 
 
-def rerun(session: Session, job_id: int, changed: dict[str, object], idempotency_key: str | None) -> JobOut:
-    """A new job with job `job_id`'s spec, `changed` where given, validated as a new spec is."""
-    spec = JobSpec.model_validate({**queries.job_row(session, job_id).spec, **changed})
+def rerun(
+    session: Session,
+    job_id: int,
+    changed: dict[str, object],
+    idempotency_key: str | None,
+    who: Person,
+    settings: Settings,
+) -> JobOut:
+    """A new job with job `job_id`'s spec, `changed` where given, validated as a new spec is; only by its owner."""
+    job = queries.job_row(session, job_id)
+    access.require_owner(who, job.owner, f"job {job_id}", "rerun")
+    spec = JobSpec.model_validate({**job.spec, **changed})
     check_new(spec)
-    return job_out(jobs.create_job(session, spec, idempotency_key))
+    return submitted(session, spec, idempotency_key, who, settings)
 
 
-def page(session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None) -> JobList:
+def page(
+    session: Session,
+    status: Status | None,
+    limit: int,
+    offset: int,
+    sweep_id: int | None,
+    owners: tuple[str | None] | None,
+) -> JobList:
     """One page of jobs, newest first, and how many match."""
-    rows, total = queries.list_jobs(session, status, limit, offset, sweep_id)
+    rows, total = queries.list_jobs(session, status, limit, offset, sweep_id, owners)
     return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
 
 
@@ -77,14 +102,24 @@ def one(session: Session, job_id: int) -> JobOut:
     return job_out(queries.job_row(session, job_id))
 
 
-def cancelled(session: Session, job_id: int) -> JobOut:
-    """The job once cancelled (or asked to stop)."""
-    return job_out(jobs.cancel_job(session, job_id))
+def cancelled(session: Session, job_id: int, who: Person) -> JobOut:
+    """The job once cancelled (or asked to stop), by its owner or an admin."""
+    access.require_owner(who, queries.job_row(session, job_id).owner, f"job {job_id}", "cancel")
+    return job_out(jobs.cancel_job(session, job_id, by=who.name))
 
 
-@router.post("", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
+def deleted(session: Session, job_id: int, who: Person) -> None:
+    """The finished job removed, by its owner or an admin."""
+    access.require_owner(who, queries.job_row(session, job_id).owner, f"job {job_id}", "delete")
+    jobs.delete_job(session, job_id)
+    log.info("job %s deleted by %s", job_id, who.name or "someone (no sign-in)")
+
+
+@router.post("", status_code=201, responses={**BODY_ERRORS, **OVER_QUOTA}, dependencies=JSON_BODY)
 async def submit_job(
     db: DatabaseDep,
+    who: PersonDep,
+    settings: SettingsDep,
     response: Response,
     spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
     idempotency_key: IdempotencyKey = None,
@@ -92,15 +127,17 @@ async def submit_job(
     """Queue a training job; the answer echoes the spec with every default filled in."""
     spec = spec or JobSpec()
     check_new(spec)
-    job = await db.run(submitted, spec, idempotency_key)
+    job = await db.run(submitted, spec, idempotency_key, who, settings)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 
 
-@router.post("/{job_id}/rerun", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
+@router.post("/{job_id}/rerun", status_code=201, responses={**BODY_ERRORS, **OVER_QUOTA}, dependencies=JSON_BODY)
 async def rerun_job(
     job_id: JobIdPath,
     db: DatabaseDep,
+    who: PersonDep,
+    settings: SettingsDep,
     response: Response,
     overrides: Annotated[
         JobSpec | None,
@@ -111,9 +148,10 @@ async def rerun_job(
     ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
-    """Queue a new job with this job's spec, changed by the fields the body gives (validated as in POST /jobs)."""
+    """Queue a new job with this job's spec, changed by the fields the body gives (validated as in POST /jobs); a
+    member reruns only their own jobs."""
     changed = overrides.model_dump(mode="json", include=overrides.model_fields_set) if overrides else {}
-    job = await db.run(rerun, job_id, changed, idempotency_key)
+    job = await db.run(rerun, job_id, changed, idempotency_key, who, settings)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 
@@ -121,13 +159,18 @@ async def rerun_job(
 @router.get("")
 async def list_jobs(
     db: ReadDatabaseDep,
+    who: PersonDep,
     status: Status | None = None,
     limit: PageLimit = 20,
     offset: PageOffset = 0,
     sweep_id: Annotated[int | None, Query(ge=1, le=queries.MAX_ID, description="Only this sweep's jobs.")] = None,
+    owner: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="Only this person's jobs; `me` for your own.")
+    ] = None,
 ) -> JobList:
-    """List jobs, newest first, optionally only those in one status or of one sweep."""
-    return await db.run(page, status, limit, offset, sweep_id)
+    """List jobs, newest first, optionally only those in one status, of one sweep or of one person."""
+    owners = None if owner is None else ((who.name if owner == "me" else owner),)
+    return await db.run(page, status, limit, offset, sweep_id, owners)
 
 
 @router.get("/{job_id}")
@@ -150,15 +193,17 @@ async def get_job(
 
 
 @router.post("/{job_id}/cancel", responses=NOT_NOW)
-async def cancel_job(job_id: JobIdPath, db: DatabaseDep) -> JobOut:
-    """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished."""
-    return await db.run(cancelled, job_id)
+async def cancel_job(job_id: JobIdPath, db: DatabaseDep, who: PersonDep) -> JobOut:
+    """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished. A member
+    cancels only their own jobs."""
+    return await db.run(cancelled, job_id, who)
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses=NOT_NOW)
-async def delete_job(job_id: JobIdPath, db: DatabaseDep, store: StoreDep) -> None:
-    """Remove a finished job with its metrics and every file it wrote; 409 while queued or running (cancel it first)."""
-    await db.run(jobs.delete_job, job_id)
+async def delete_job(job_id: JobIdPath, db: DatabaseDep, store: StoreDep, who: PersonDep) -> None:
+    """Remove a finished job with its metrics and every file it wrote; 409 while queued or running (cancel it first).
+    A member deletes only their own jobs."""
+    await db.run(deleted, job_id, who)
     # Files go only once the rows are gone for good: the other way round, a commit that failed would leave a job
     # listing files that no longer exist, while this way the worst left behind is files nothing points at. No
     # worker writes them any more: only a finished job is deleted, and a stale claim's writes are refused. The

@@ -1,19 +1,33 @@
 """Sweeps: queue a grid of specs as jobs, follow them on one leaderboard, cancel what is left."""
 
+import math
 from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Response
 from sqlalchemy.orm import Session
 
-from service import queries, sweeps
+from service import idempotency, queries, sweeps
 from service.api import compare
-from service.api.deps import JSON_BODY, DatabaseDep, IdempotencyKey, PageLimit, PageOffset, ReadDatabaseDep, SweepIdPath
+from service.api.auth import PersonDep
+from service.api.deps import (
+    JSON_BODY,
+    DatabaseDep,
+    IdempotencyKey,
+    PageLimit,
+    PageOffset,
+    ReadDatabaseDep,
+    SettingsDep,
+    SweepIdPath,
+)
 from service.api.presenter import BODY_ERRORS
+from service.api.routes.jobs import OVER_QUOTA
 from service.api.sweep_schemas import LeaderboardEntry, SweepJobOut, SweepList, SweepOut, SweepSummary
-from service.models import FINISHED, Status
+from service.config import Settings
+from service.models import FINISHED, Status, Sweep
 from service.spec import DEMO, JobSpec, label
 from service.sweep_spec import SweepIn
+from service.users import Person, access
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
@@ -66,6 +80,7 @@ def one(session: Session, sweep_id: int) -> SweepOut:
     return SweepOut(
         id=sweep.id,
         name=sweep.name,
+        owner=sweep.owner,
         created_at=sweep.created_at,
         base=JobSpec.model_validate(sweep.base),
         grid=sweep.grid,
@@ -94,9 +109,12 @@ def one(session: Session, sweep_id: int) -> SweepOut:
     )
 
 
-def created(session: Session, body: SweepIn, idempotency_key: str | None) -> SweepOut:
-    """The sweep queued for `body` (or the one an earlier request with the same key queued)."""
-    return one(session, sweeps.create_sweep(session, body, idempotency_key).id)
+def created(session: Session, body: SweepIn, idempotency_key: str | None, who: Person, settings: Settings) -> SweepOut:
+    """The sweep queued for `body` (or the one an earlier request with the same key queued), within `who`'s quotas."""
+    size = math.prod(len(values) for values in body.grid.values())
+    if idempotency.earlier(session, Sweep, idempotency_key, idempotency.fingerprint(body)) is None:
+        access.require_quota(session, who, size, settings.max_active_jobs, settings.max_sweep_jobs, sweep=True)
+    return one(session, sweeps.create_sweep(session, body, idempotency_key, owner=who.name).id)
 
 
 def page(session: Session, limit: int, offset: int) -> SweepList:
@@ -107,6 +125,7 @@ def page(session: Session, limit: int, offset: int) -> SweepList:
         SweepSummary(
             id=r.id,
             name=r.name,
+            owner=r.owner,
             created_at=r.created_at,
             grid=r.grid,
             jobs_total=len(jobs[r.id]),
@@ -119,21 +138,24 @@ def page(session: Session, limit: int, offset: int) -> SweepList:
     return SweepList(items=items, total=total, limit=limit, offset=offset)
 
 
-def cancelled(session: Session, sweep_id: int) -> SweepOut:
-    """The sweep once what was left of it is cancelled."""
-    sweeps.cancel_sweep(session, sweep_id)
+def cancelled(session: Session, sweep_id: int, who: Person) -> SweepOut:
+    """The sweep once what was left of it is cancelled, by its owner or an admin."""
+    access.require_owner(who, queries.sweep_row(session, sweep_id).owner, f"sweep {sweep_id}", "cancel")
+    sweeps.cancel_sweep(session, sweep_id, by=who.name)
     return one(session, sweep_id)
 
 
-@router.post("", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
+@router.post("", status_code=201, responses={**BODY_ERRORS, **OVER_QUOTA}, dependencies=JSON_BODY)
 async def submit_sweep(
     db: DatabaseDep,
+    who: PersonDep,
+    settings: SettingsDep,
     response: Response,
     body: Annotated[SweepIn, Body(openapi_examples=EXAMPLES)],
     idempotency_key: IdempotencyKey = None,
 ) -> SweepOut:
     """Queue one job per combination of the grid's values over the base spec (at most 64), all or none."""
-    sweep = await db.run(created, body, idempotency_key)
+    sweep = await db.run(created, body, idempotency_key, who, settings)
     response.headers["Location"] = f"/sweeps/{sweep.id}"
     return sweep
 
@@ -151,6 +173,7 @@ async def get_sweep(sweep_id: SweepIdPath, db: ReadDatabaseDep) -> SweepOut:
 
 
 @router.post("/{sweep_id}/cancel")
-async def cancel_sweep(sweep_id: SweepIdPath, db: DatabaseDep) -> SweepOut:
-    """Cancel what is left: queued jobs at once, running ones within a step; finished ones stay as they are."""
-    return await db.run(cancelled, sweep_id)
+async def cancel_sweep(sweep_id: SweepIdPath, db: DatabaseDep, who: PersonDep) -> SweepOut:
+    """Cancel what is left: queued jobs at once, running ones within a step; finished ones stay as they are. A member
+    cancels only their own sweeps."""
+    return await db.run(cancelled, sweep_id, who)

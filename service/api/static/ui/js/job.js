@@ -8,7 +8,7 @@ import { Downloads } from "./downloads.js";
 import { FINISHED, duration, number, percent, progressText, when } from "./format.js";
 import { LogView } from "./log.js";
 import { Pictures } from "./pictures.js";
-import { ensureSignedIn } from "./signin.js";
+import { ensureSignedIn, mayChange } from "./signin.js";
 
 const LOG_TAIL = 200;
 const id = pathId();
@@ -64,6 +64,7 @@ function renderJob() {
       ` ${percent(p.fraction, 0)} · ${progressText(job)}`,
       p.steps_total ? ` · step ${p.steps_done}/${p.steps_total}` : "",
     ),
+    fact("Owner", job.owner || "—"),
     fact("Device", job.device || "—"),
     fact("Created", when(job.created_at)),
     job.started_at ? fact("Started", when(job.started_at)) : [],
@@ -76,6 +77,11 @@ function renderJob() {
     job.waiting_for ? fact("Waiting for", job.waiting_for) : [],
     job.error ? fact("Error", h("span", { class: "error-text" }, job.error)) : [],
   );
+  // Offered only to whoever may use them (the job's owner, an admin); the API checks again.
+  const allowed = mayChange(job);
+  $("cancel").hidden = !allowed;
+  $("rerun").hidden = !allowed;
+  $("delete").hidden = !allowed || !FINISHED.has(job.status);
   $("cancel").disabled = FINISHED.has(job.status) || job.cancel_requested;
   fill(
     $("spec"),
@@ -147,6 +153,16 @@ $("cancel").addEventListener("click", async () => {
     state.job = await api(`${base}/cancel`, { method: "POST" });
     renderJob();
     say(state.job.status === "cancelled" ? "Cancelled." : "Asked to stop: it stops within a step.");
+  } catch (error) {
+    say(error.message);
+  }
+});
+
+$("delete").addEventListener("click", async () => {
+  if (!confirm(`Delete job ${state.job.id} with its metrics and every file it wrote?`)) return;
+  try {
+    await api(base, { method: "DELETE" });
+    location.assign("/ui/");
   } catch (error) {
     say(error.message);
   }

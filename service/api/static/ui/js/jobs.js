@@ -4,7 +4,7 @@ import { api } from "./api.js";
 import { debounce, fill, h, showError } from "./dom.js";
 import { follow } from "./events.js";
 import { FINISHED, percent, progressText, when } from "./format.js";
-import { ensureSignedIn } from "./signin.js";
+import { ensureSignedIn, mayWrite } from "./signin.js";
 import { buildForm } from "./submit.js";
 
 // One page: also the most jobs GET /compare takes at once, which gives the page's best accuracies in one call.
@@ -59,6 +59,7 @@ function row(job) {
         ? h("span", { class: "note" }, "in ", h("a", { href: `/ui/sweeps/${job.sweep_id}` }, `sweep ${job.sweep_id}`))
         : null,
     ),
+    h("td", { class: "owner" }, job.owner || "—"),
     cells.status,
     cells.progress,
     cells.best,
@@ -130,7 +131,7 @@ async function load() {
   if (sameRows) {
     page.items.forEach(render); // the same jobs in the same order: refilled in place, the focus stays
   } else {
-    const empty = h("tr", {}, h("td", { colspan: 8, class: "empty" }, "No jobs yet."));
+    const empty = h("tr", {}, h("td", { colspan: 9, class: "empty" }, "No jobs yet."));
     fill(tbody, page.items.length ? page.items.map(render) : empty);
   }
   const last = Math.min(state.offset + page.items.length, page.total);
@@ -193,6 +194,8 @@ async function main() {
     state.offset += PAGE;
     load();
   });
+  // A viewer only reads: no form to queue jobs with.
+  $("submit-form").parentElement.hidden = !mayWrite();
   buildForm($("submit-form"), openapi, {
     onCreated: () => {
       // The new job is queued: show it, at the top of the first page, whatever the filter was.

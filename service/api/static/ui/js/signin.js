@@ -1,5 +1,5 @@
-// Signing in when the service has an API token: the token is posted once to /session, which answers with an
-// HttpOnly cookie. It never goes into a URL, storage or a script-readable cookie.
+// Signing in when the service asks who you are: your token is posted once to /session, which answers with an
+// HttpOnly cookie for this sign-in alone. It never goes into a URL, storage or a script-readable cookie.
 
 import { h, showError } from "./dom.js";
 
@@ -29,8 +29,8 @@ function dialog() {
     "form",
     { class: "signin" },
     h("h2", { id: "signin-title" }, "Sign in"),
-    h("p", {}, "This service needs its API token (the server's API_TOKEN)."),
-    h("label", { for: "signin-token" }, "API token"),
+    h("p", {}, "This service needs your token (from whoever runs it), or the server's API_TOKEN."),
+    h("label", { for: "signin-token" }, "Token"),
     input,
     error,
     submit,
@@ -58,7 +58,7 @@ function ask() {
         if (response.ok) {
           box.close();
           box.remove();
-          sessionInfo = { ...(sessionInfo || {}), signed_in: true, token_required: true };
+          sessionInfo = (await readSession()) || { signed_in: true, token_required: true };
           renderAccount();
           resolve();
           return;
@@ -90,11 +90,25 @@ export async function ensureSignedIn() {
   if (sessionInfo && sessionInfo.token_required && !sessionInfo.signed_in) await signIn();
 }
 
+/** Whether the one signed in may cancel, delete or rerun `job`: an admin any job, a member their own. */
+export function mayChange(job) {
+  if (!sessionInfo || !sessionInfo.role) return true; // an open service, or one that could not say: the API decides
+  return sessionInfo.role === "admin" || (sessionInfo.role === "member" && job.owner === sessionInfo.name);
+}
+
+/** Whether the one signed in may submit at all (viewers only read). */
+export function mayWrite() {
+  return !sessionInfo || sessionInfo.role !== "viewer";
+}
+
 function renderAccount() {
   const slot = document.getElementById("account");
   if (!slot) return;
   slot.replaceChildren();
   if (!sessionInfo || !sessionInfo.token_required || !sessionInfo.signed_in) return;
+  const who = h("span", { class: "who" }, "Signed in as ", h("strong", {}, sessionInfo.name || "?"));
+  if (sessionInfo.role) who.append(` (${sessionInfo.role})`);
+  slot.append(who, " ");
   const out = h("button", { type: "button", class: "link" }, "Sign out");
   out.addEventListener("click", async () => {
     await fetch("/session", { method: "DELETE", credentials: "same-origin" });
