@@ -95,8 +95,9 @@ def create_sweep(session: Session, body: SweepIn, idempotency_key: str | None = 
         idempotency_key=idempotency_key,
         request_hash=fingerprint if idempotency_key is not None else None,
     )
-    session.add(sweep)
-    session.flush()
+    stored = idempotency.insert(session, sweep)
+    if stored is not sweep:  # a concurrent request with the same key created it first
+        return stored
     for _, spec in combinations:
         jobs.create_job(session, spec, sweep_id=sweep.id)
     return sweep

@@ -32,8 +32,9 @@ def create_job(session: Session, spec: JobSpec, idempotency_key: str | None = No
         request_hash=body if idempotency_key is not None else None,
         sweep_id=sweep_id,
     )
-    session.add(job)
-    session.flush()
+    stored = idempotency.insert(session, job)
+    if stored is not job:  # a concurrent request with the same key queued it first
+        return stored
     events.emit_status(session, [job.id], Status.QUEUED)
     return job
 
