@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from service import events
@@ -163,7 +163,7 @@ def hand_back(
     values: dict[str, Any] = (
         {"checkpoint": checkpoint, "runs_without_progress": 0}
         if checkpoint
-        else {"runs_without_progress": Job.runs_without_progress - 1}
+        else {"runs_without_progress": case((Job.runs_without_progress > 0, Job.runs_without_progress - 1), else_=0)}
     )
     fenced_update(
         session,

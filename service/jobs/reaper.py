@@ -30,10 +30,10 @@ def release_dead_worker(session: Session, worker_id: str) -> list[int]:
 
 def stuck(runs: int, checkpoint: str | None) -> str:
     """Why a job failed that made no progress in `runs` runs in a row from `checkpoint`."""
-    return (
-        f"the worker running this job stopped responding on each of its last {runs} attempts, none of which got "
-        f"past {artifacts.describe_position(checkpoint)}"
+    which = (
+        f"each of its last {runs} attempts, none of which got" if runs > 1 else "its last attempt, which did not get"
     )
+    return f"the worker running this job stopped responding on {which} past {artifacts.describe_position(checkpoint)}"
 
 
 def _take_back(session: Session, which: ColumnElement[bool], now: datetime) -> list[int]:
