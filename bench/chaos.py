@@ -134,10 +134,10 @@ def main() -> int:
                 print(f"chaos: worker kill {kills} at {time.monotonic() - began:.0f} s", flush=True)
         print("chaos: no more faults; waiting for the sweep to finish", flush=True)
         wait_for(lambda: finished(base, sweep_id), 3600, "the sweep to finish")
-        finished = time.monotonic() - began
+        took = time.monotonic() - began
         poller.stopping.set()
         poller.join()
-    return report(settings, sweep_id, args, kills, api_back, poller, finished)
+    return report(settings, sweep_id, args, kills, api_back, poller, took)
 
 
 def finished(base: str, sweep_id: int) -> bool:
