@@ -1,7 +1,8 @@
 """When a running job checkpoints: at the end of each epoch but the last, and mid-epoch once `CHECKPOINT_SECONDS`
 have passed since its last checkpoint (or its start), so that a worker killed more often than an epoch lasts still
 moves the job on. Either is written on the publisher's checkpoint lane while training goes on; a timed one is
-skipped while the previous write is still under way, so training never waits for the disk."""
+skipped while the previous write is still under way, so training never waits for the disk. And where a stopping worker
+hands its job back: at a checkpoint taken there, or at the job's previous one where the volume has no room for both."""
 
 import time
 from collections.abc import Callable
