@@ -30,6 +30,7 @@ from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Status
 from service.spec import JobSpec
+from worker.checkpoint import Checkpoint
 from worker.data import FOLDER_NAME, TRAIN_BATCHES, Dataset
 from worker.hooks import EpochEnd, StartInfo
 from worker.loop import Worker
@@ -72,7 +73,7 @@ class TimedJobRun(JobRun):
         super().on_start(info)  # records the start; the initial pictures may be drawn in the background
         self.marks["first step begins"] = time.perf_counter()
 
-    def on_step(self, steps_done: int) -> None:
+    def on_step(self, steps_done: int, checkpoint: Callable[[], Checkpoint] | None = None) -> None:
         first = "first step done" not in self.marks
         epoch, step = divmod(steps_done, self.steps_per_epoch)
         if first or step == 0:
@@ -84,7 +85,7 @@ class TimedJobRun(JobRun):
                 self.marks["first step done"] = now
             if step == 0:
                 self.marks[f"epoch {epoch} trained"] = now
-        super().on_step(steps_done)
+        super().on_step(steps_done, checkpoint)
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         epoch = end.result.epoch

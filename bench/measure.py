@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench import lecture
 from service.spec import JobSpec
+from worker.checkpoint import Checkpoint
 from worker.data import Dataset, subset
 from worker.hooks import QuietHooks, StartInfo
 from worker.model import build_model, lecture_loss, upscale
@@ -109,7 +110,7 @@ class _StepClock(QuietHooks):
         self.info = info
         self.last = time.perf_counter()
 
-    def on_step(self, steps_done: int) -> None:
+    def on_step(self, steps_done: int, checkpoint: Callable[[], Checkpoint] | None = None) -> None:
         # Only the two ends synchronise; the steps in between queue up on a GPU as they do in a job.
         if steps_done in (self.warmup, self.total):
             sync(self.device)

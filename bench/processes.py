@@ -68,6 +68,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         DATA_DIR=str(settings.data_dir),
         LEASE_SECONDS=str(settings.lease_seconds),
         HEARTBEAT_SECONDS=str(settings.heartbeat_seconds),
+        CHECKPOINT_SECONDS=str(settings.checkpoint_seconds),
         POLL_SECONDS=str(settings.poll_seconds),
         WORKER_ALIVE_SECONDS=str(settings.worker_alive_seconds),
         DB_TIMEOUT_SECONDS=str(settings.db_timeout_seconds),

@@ -104,6 +104,15 @@ def checkpoint_position(name: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
+def describe_position(name: str | None) -> str:
+    """Where checkpoint `name` resumes, for people: "the end of epoch 1", "epoch 2, step 40", or "the start"."""
+    position = checkpoint_position(name) if name else None
+    if position is None:
+        return "the start"
+    epoch, step = position
+    return f"epoch {epoch}, step {step}" if step else f"the end of epoch {epoch}"
+
+
 # metrics.csv's columns: the scalars of `EpochRecord` in order, then per-class accuracy (`accuracy <class>`) and each
 # layer's weight change (`<layer> from_initial`, `… from_previous`), where measured.
 WEIGHT_CHANGE_KINDS = tuple(WeightChange.model_fields)

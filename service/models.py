@@ -112,6 +112,9 @@ class Job(Base):
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
+    # The runs in a row that began from the job's current checkpoint (this one included, while running): a new
+    # checkpoint sets it back to 0. The job fails once `max_attempts` runs in a row ended without one.
+    runs_without_progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_token: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     worker_id: Mapped[str | None] = mapped_column(String(64))

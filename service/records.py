@@ -58,8 +58,8 @@ def epoch_record(row: EpochMetric | Row[Any]) -> EpochRecord:
 
 
 def set_checkpoint(session: Session, job_id: int, token: str, checkpoint: str) -> None:
-    """Point retries at a checkpoint file that is now safely on disk."""
-    fenced_update(session, job_id, token, checkpoint=checkpoint)
+    """Point retries at a checkpoint file that is now safely on disk: the run made progress."""
+    fenced_update(session, job_id, token, checkpoint=checkpoint, runs_without_progress=0)
 
 
 def record_artifact(

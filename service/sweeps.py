@@ -98,8 +98,9 @@ def create_sweep(
         request_hash=fingerprint if idempotency_key is not None else None,
         owner=owner,
     )
-    session.add(sweep)
-    session.flush()
+    stored = idempotency.insert(session, sweep)
+    if stored is not sweep:  # a concurrent request with the same key created it first
+        return stored
     for _, spec in combinations:
         jobs.create_job(session, spec, sweep_id=sweep.id, owner=owner)
     return sweep

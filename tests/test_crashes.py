@@ -125,7 +125,10 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts_and_oth
     survivor = start_worker(settings, tmp_path / "survivor.log")
     try:
         job = db.when(doomed, "the reaper to fail it", lambda j: j.status == "failed")
-        assert job.error == "the worker running this job stopped responding on each of its 2 attempts"
+        assert job.error == (
+            "the worker running this job stopped responding on each of its last 2 attempts, none of which got past "
+            "the start"
+        )
         other = db.when(fine, "the other job to run", lambda j: j.status in FINISHED)
         assert other.status == "succeeded"
     finally:

@@ -1,10 +1,11 @@
 """A full disk is not the job's fault: the job waits, the worker says why, and both go on once there is room.
 
-The artifact folder is a small tmpfs, really full: mounting one needs root (CI runs as root); elsewhere these tests
-are skipped with the reason printed.
+The artifact folder is a small tmpfs, really full: mounting one needs root (CI runs as root, and there a failed mount
+fails the test); elsewhere these tests are skipped with the reason printed.
 """
 
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,14 +29,21 @@ SPEC = LIGHT_JOB
 MiB = 2**20
 
 
+def cannot_mount(reason: str) -> None:
+    """Skip where a tmpfs cannot be mounted; but not under CI, which runs as root so that these tests run."""
+    if os.environ.get("CI") == "1":
+        pytest.fail(f"CI must run the tests on a real small volume: {reason}")
+    pytest.skip(reason)
+
+
 def small_volume(folder: Path, size: int) -> Callable[[], Iterator[Path]]:
     def mounted() -> Iterator[Path]:
         folder.mkdir(parents=True)
         if os.geteuid() != 0:
-            pytest.skip("a small filesystem for the artifacts needs a tmpfs mount, which needs root")
+            cannot_mount("a small filesystem for the artifacts needs a tmpfs mount, which needs root")
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
         if done.returncode != 0:
-            pytest.skip(f"could not mount a tmpfs: {done.stderr.decode().strip()}")
+            cannot_mount(f"could not mount a tmpfs: {done.stderr.decode().strip()}")
         try:
             yield folder
         finally:
@@ -120,3 +128,40 @@ def test_a_full_disk_holds_jobs_back_without_failing_them_until_there_is_room(
     text = log.read_text()
     assert "back to the queue until there is room" in text
     assert "inline_container" not in text and "Traceback" not in text
+
+
+def test_a_volume_with_room_for_one_checkpoint_but_not_two_trains_on_without_the_second(
+    job_volume: Path, tmp_path: Path, sqlite_url: str
+) -> None:
+    # 1.2 GiB: epoch 1's checkpoint (684 MB) fits; epoch 2's cannot fit beside it, and only the job's own takes the
+    # room, so waiting could never help: it trains on, still protected by epoch 1's.
+    settings = make_settings(tmp_path, sqlite_url, artifact_dir=job_volume, heartbeat_seconds=0.5)
+    db = Db(settings, SPEC)
+    job_id = db.submit(epochs=3)
+    first = tmp_path / "first.log"
+    worker = start_worker(settings, first)
+    try:
+        wait_for(lambda: "training on without a new one" in first.read_text(), 300, "epoch 2's checkpoint skipped")
+        job = db.when(job_id, "epoch 3 to begin", lambda j: j.epochs_completed == 2 and j.steps_done > 20)
+        assert job.checkpoint is not None and "-e0001-s000000" in job.checkpoint  # epoch 1's, still
+        worker.send_signal(signal.SIGTERM)  # a stop now must hand it back at epoch 1's checkpoint
+        assert worker.wait(timeout=120) == 0
+    finally:
+        stop(worker)
+    job = db.job(job_id)
+    assert (job.status, job.waiting_for, job.checkpoint) == ("queued", None, job.checkpoint)
+    assert "-e0001-s000000" in (job.checkpoint or "")
+
+    # Taken again, it resumes from epoch 1 although the volume has no room for a second checkpoint: it never waits.
+    second = tmp_path / "second.log"
+    worker = start_worker(settings, second)
+    try:
+        job = db.when(job_id, "the job to finish", lambda j: j.status in FINISHED)
+    finally:
+        assert stop(worker) == 0
+    assert (job.status, job.attempts, job.error, job.waiting_for) == ("succeeded", 1, None, None)
+    assert [e for e, _ in db.epochs(job_id)] == [1, 2, 3]
+    text = second.read_text()
+    assert "resuming after epoch 1, step 0" in text
+    assert "training on without a new one" in text and "waiting for disk space" not in text
+    assert "Traceback" not in first.read_text() + text

@@ -107,14 +107,39 @@ def test_the_reaper_requeues_then_fails_after_max_attempts(sessions: Sessions) -
     (job_id,) = queue_jobs(sessions, max_attempts=2)
     for attempt in (1, 2):
         c = claim(sessions)
-        assert c is not None and c.attempt == attempt
+        assert c is not None and c.attempt == attempt and c.runs_without_progress == attempt
         expire(sessions, job_id)
         with transaction(sessions) as s:
             assert jobs.reap_expired(s) == 1
     job = row(sessions, job_id)
     assert job.status == "failed"
-    assert job.error == "the worker running this job stopped responding on each of its 2 attempts"
+    assert job.error == (
+        "the worker running this job stopped responding on each of its last 2 attempts, none of which got past the "
+        "start"
+    )
     assert job.finished_at is not None
+
+
+def test_runs_that_checkpoint_do_not_count_against_max_attempts(sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(sessions, max_attempts=2)
+    for attempt in (1, 2, 3):  # each run dies, but only after recording a newer checkpoint
+        c = claim(sessions)
+        assert c is not None and (c.attempt, c.runs_without_progress) == (attempt, 1)
+        with transaction(sessions) as s:
+            records.set_checkpoint(s, job_id, c.token, f"{c.token[:8]}-e0001-s{attempt:06d}.pt")
+        expire(sessions, job_id)
+        with transaction(sessions) as s:
+            assert jobs.reap_expired(s) == 1
+        assert row(sessions, job_id).status == "queued"
+    for runs in (1, 2):  # then two that get nowhere
+        c = claim(sessions)
+        assert c is not None and c.runs_without_progress == runs
+        expire(sessions, job_id)
+        with transaction(sessions) as s:
+            jobs.reap_expired(s)
+    job = row(sessions, job_id)
+    assert (job.status, job.attempts) == ("failed", 5)
+    assert job.error is not None and job.error.endswith("none of which got past epoch 1, step 3")
 
 
 def test_a_live_lease_is_never_reaped(sessions: Sessions) -> None:

@@ -112,7 +112,7 @@ def test_a_dead_workers_job_fails_after_max_attempts_or_ends_cancelled_if_asked(
         failed = s.get_one(Job, out_of_attempts)
         assert (failed.status, failed.error) == (
             Status.FAILED,
-            "the worker running this job stopped responding on each of its 1 attempts",
+            "the worker running this job stopped responding on its last attempt, which did not get past the start",
         )
         assert s.get_one(Job, cancelled).status == Status.CANCELLED
 

@@ -26,6 +26,7 @@ READS = (
     "data_dir",
     "lease_seconds",
     "heartbeat_seconds",
+    "checkpoint_seconds",
     "poll_seconds",
     "worker_alive_seconds",
     "db_timeout_seconds",

@@ -158,17 +158,38 @@ class Checkpoints:
         self.current = claim.checkpoint  # what the job row points at
         self.log = JobLogger(claim.job_id)
 
-    def save(self, checkpoint: Checkpoint) -> str:
-        """Store `checkpoint` and return its name; the row does not point at it yet.
+    def save(self, checkpoint: Checkpoint) -> str | None:
+        """Store `checkpoint` and return its name; the row does not point at it yet. None, saying so, when it fits
+        only once the job's previous checkpoint is gone: that one still protects the job (`disk.checkpoint_room`).
 
-        DiskFull, before writing anything, when the volume has no room for it.
+        DiskFull, before writing anything, when the volume has no room for it even then.
         """
         name = artifacts.checkpoint_name(self.claim.token, *checkpoint.position)
         staged = self.store.staging(self.claim.job_id, self.claim.token) / name
-        disk.require(staged, disk.checkpoint_bytes(self.claim.spec.optimizer))
+        if not disk.checkpoint_room(staged.parent, disk.checkpoint_bytes(self.claim.spec.optimizer), self.own_bytes()):
+            self.log.warning(
+                "no room on %s for a checkpoint beside this job's own at %s: training on without a new one (a run "
+                "stopped now resumes from there)",
+                disk.mount_point(staged),
+                artifacts.describe_position(self.current),
+            )
+            return None
         save(checkpoint.to_dict(), staged)
         self.store.put_checkpoint(self.claim.job_id, name, staged)
         return name
+
+    def keep(self, checkpoint: Checkpoint) -> None:
+        """Save `checkpoint` and point the job at it (unless there was no room beside the previous one)."""
+        name = self.save(checkpoint)
+        if name is not None:
+            self.commit(name)
+
+    def own_bytes(self) -> int:
+        """The room the job's current checkpoint takes on the volume it stages files on (none in a bucket)."""
+        if not self.current:
+            return 0
+        path = self.store.local_path(checkpoint_key(self.claim.job_id, self.current))
+        return disk.size_on_volume(path, self.store.staging(self.claim.job_id, self.claim.token))
 
     def commit(self, name: str, point: Any = records.set_checkpoint) -> None:
         """Point the job at `name` (with `point`, a fenced transition), then drop the one it pointed at before.

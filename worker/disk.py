@@ -4,6 +4,11 @@ A full artifact volume is not the job's fault: the job goes back to the queue, w
 the worker stops claiming until there is room again (see `worker.runner` and `worker.loop`). The sizes come from
 the model: a checkpoint holds the fp32 weights and the optimizer's buffers (Adam keeps two per weight, SGD's
 momentum one), weights.pt the weights alone.
+
+A job's own checkpoint is room it can always have back: the next checkpoint replaces it, and weights.pt makes it
+unneeded. A new checkpoint is written beside the previous one (a kill mid-write must leave one whole), so on a volume
+with room for one but not two the job trains on without the new one, saying so, still protected by the previous one
+(`checkpoint_room`); waiting could never help it, since the only thing taking the room is its own.
 """
 
 import errno
@@ -66,8 +71,9 @@ def largest_write(spec: JobSpec, epochs_left: int) -> int:
 
 
 def any_job_needs() -> int:
-    """Room for the biggest single file any job writes (an Adam checkpoint), and the rest."""
-    return max(checkpoint_bytes(o) for o in OPTIMIZER_BUFFERS) + MARGIN_BYTES
+    """The least room any job needs to go on: its weights.pt, and the rest (checkpoints are skipped where they do not
+    fit beside the job's previous one; see `checkpoint_room`)."""
+    return weights_bytes() + MARGIN_BYTES
 
 
 def mount_point(path: Path) -> Path:
@@ -92,6 +98,26 @@ def require(path: Path, need: int) -> None:
     have = free_bytes(path)
     if have < need + MARGIN_BYTES:
         raise DiskFull(path, need + MARGIN_BYTES, have)
+
+
+def checkpoint_room(path: Path, need: int, replaceable: int) -> bool:
+    """Whether a file of `need` bytes fits on the volume of `path` now (True), or would once the job's own older
+    checkpoint (`replaceable` bytes on that volume) were gone (False). DiskFull when not even then: only room
+    that someone else frees can help."""
+    have = free_bytes(path)
+    if have >= need + MARGIN_BYTES:
+        return True
+    if have + replaceable >= need + MARGIN_BYTES:
+        return False
+    raise DiskFull(path, need + MARGIN_BYTES, have)
+
+
+def size_on_volume(path: Path | None, volume_of: Path) -> int:
+    """The size of file `path` if it lies on the same volume as `volume_of` (an existing folder); else 0."""
+    try:
+        return path.stat().st_size if path and path.stat().st_dev == volume_of.stat().st_dev else 0
+    except FileNotFoundError:
+        return 0
 
 
 def is_out_of_space(exc: BaseException) -> bool:

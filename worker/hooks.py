@@ -65,8 +65,9 @@ class EpochEnd:
 class Hooks(Protocol):
     def on_start(self, info: StartInfo) -> None: ...
 
-    def on_step(self, steps_done: int) -> None:
-        """Called after every training step; may raise Stopped. Must not block."""
+    def on_step(self, steps_done: int, checkpoint: Callable[[], Checkpoint] | None = None) -> None:
+        """Called after every training step; may raise Stopped. Must not block, but for `checkpoint()`: mid-epoch,
+        what captures the state there (as `EpochEnd.checkpoint`), for a hook that checkpoints by time."""
 
     def on_epoch_end(self, end: EpochEnd) -> None: ...
 
@@ -77,7 +78,7 @@ class QuietHooks:
     def on_start(self, info: StartInfo) -> None:
         pass
 
-    def on_step(self, steps_done: int) -> None:
+    def on_step(self, steps_done: int, checkpoint: Callable[[], Checkpoint] | None = None) -> None:
         pass
 
     def on_epoch_end(self, end: EpochEnd) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import events, jobs, workers
+from service.artifacts import describe_position
 from service.config import Settings
 from service.db import is_connection_error, make_engine, make_sessionmaker, transaction
 from service.models import FINISHED, Job, Status
@@ -69,6 +70,7 @@ class Worker:
         self.current: JobRun | None = None
         self.outages = retry.outages(self.sessions)
         self.problem: str | None = None  # why this worker takes no jobs now (no room for their files)
+        self.room_wanted = disk.any_job_needs()  # more once a job went back for want of room: what it needed
         self.tuning = Tuning.parse(settings.engine_tuning)  # TuningError, before anything starts, if it is wrong
 
     def install_signal_handlers(self) -> None:
@@ -171,6 +173,8 @@ class Worker:
             return False
         with JobLog(claim.job_id) as job_log:
             JobLogger(claim.job_id).info("claimed by worker %s (attempt %d)", self.id, claim.attempt)
+            if claim.runs_without_progress > 1:
+                JobLogger(claim.job_id).warning(stalled(claim))
             run = self.run_factory(s, self.sessions, self.store, claim)
             self.current = run
             if self.stopping.is_set():
@@ -186,6 +190,8 @@ class Worker:
                 self._keep_log(claim.job_id, job_log, status if status and status.finished else None)
         if run.disk_full is not None:
             self.problem = None  # recorded afresh by the next pass, which finds the disk as the job did
+            # Until then no claim: it would only take the job again and hand it back.
+            self.room_wanted = run.disk_full.need or disk.checkpoint_bytes("adam") + disk.MARGIN_BYTES
         return True
 
     def _sweep_staging(self) -> None:
@@ -225,7 +231,17 @@ class Worker:
         """Why this worker should not claim: the volume it writes files on (the artifacts' own, or with a bucket
         the local scratch folder) has no room for a job's biggest file."""
         try:
-            disk.require(self.store.scratch, disk.any_job_needs() - disk.MARGIN_BYTES)
+            disk.require(self.store.scratch, self.room_wanted - disk.MARGIN_BYTES)
         except disk.DiskFull as full:
             return str(full)
+        self.room_wanted = disk.any_job_needs()
         return None
+
+
+def stalled(claim: jobs.Claim) -> str:
+    """What a claim of a job whose runs keep ending without progress says in the job's log (and event stream)."""
+    before, limit = claim.runs_without_progress - 1, claim.spec.max_attempts
+    return (
+        f"claimed {claim.runs_without_progress} times without progress since {describe_position(claim.checkpoint)}: "
+        f"the last {before} run(s) ended before a newer checkpoint; it fails after {limit} such runs in a row"
+    )

@@ -40,6 +40,11 @@ class Publisher:
         self._wait(lane)
         self.pending[lane] = self.pools[lane].submit(work)
 
+    def busy(self, lane: str) -> bool:
+        """Whether the lane's last piece of work is still running."""
+        pending = self.pending.get(lane)
+        return pending is not None and not pending.done()
+
     def wait(self) -> None:
         """Block until every lane's work is done; then re-raise the first error, if any."""
         first: Exception | None = None

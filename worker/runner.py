@@ -1,8 +1,7 @@
 """Runs one claimed job: loads its data, trains, and publishes metrics, checkpoints and pictures.
 
-Every write is fenced by the claim's lease token (see `worker.publish` and `worker.checkpoint`). Metrics
-are recorded as each epoch ends; checkpoints and pictures are written on the publisher's background
-threads while the next epoch trains.
+Every write is fenced by the claim's lease token (see `worker.publish` and `worker.checkpoint`). Metrics are recorded
+as each epoch ends; checkpoints (`worker.timed`) and pictures are written on background threads while training goes on.
 
 What is not the job's fault does not fail it: a database write that cannot get through is retried until it does
 (`worker.retry`), and a full disk sends the job back to the queue, its attempt not spent, to resume from its last
@@ -31,6 +30,7 @@ from worker.joblog import JobLogger
 from worker.pictures.epoch import JobPictures
 from worker.progress import Progress
 from worker.publish import ArtifactWriter, Publisher
+from worker.timed import CheckpointTimer
 from worker.train import fit
 from worker.tuning import Tuning
 
@@ -48,6 +48,7 @@ class JobRun:
         self.checkpoints = Checkpoints(store, sessions, claim, self._give_up)
         self.publisher = Publisher(claim.job_id)
         self.progress = Progress()
+        self.timer: CheckpointTimer  # from the start of training: when the next timed checkpoint is due
         # Set from other threads: CANCEL or LEASE by the heartbeat, SHUTDOWN by a signal.
         self.stop_reason: StopReason | None = None
         # Why the job went back to the queue for want of disk space, if it did: the worker then pauses claiming.
@@ -77,12 +78,13 @@ class JobRun:
         self.pictures = JobPictures(self.files, spec, data)
         resume = self._resume()
         epochs_left = spec.epochs - (len(resume.history) if resume else 0)
-        disk.require(self.files.staging, disk.largest_write(spec, epochs_left))
+        # Room for its next file, counting its own checkpoint as room: where only that is missing it trains on.
+        disk.checkpoint_room(self.files.staging, disk.largest_write(spec, epochs_left), self.checkpoints.own_bytes())
         if spec.max_runtime_seconds:
             self.deadline = time.monotonic() + spec.max_runtime_seconds
         fit(spec, data, self, resume, Tuning.parse(self.settings.engine_tuning))
         # The last epoch's pictures are drawing in the background; save the weights meanwhile.
-        disk.require(self.files.staging, disk.weights_bytes())
+        self._room_for_weights()
         self.files.publish(artifacts.WEIGHTS, lambda p: checkpoint.save(self._state_dict(), p))
         self.publisher.wait()
         status = self._end(Status.SUCCEEDED)
@@ -138,8 +140,7 @@ class JobRun:
             return None
         self.publisher.wait()  # the previous epoch's checkpoint and pictures first
         if stop.reason == StopReason.SHUTDOWN and stop.checkpoint is not None:
-            name = self.checkpoints.save(stop.checkpoint())
-            self.checkpoints.commit(name, point=jobs.hand_back)
+            name = self.timer.hand_back(stop.checkpoint)
             self.log.info("handed back to the queue at its checkpoint %s", name)
             return Status.QUEUED
         if stop.reason == StopReason.TIMEOUT:
@@ -158,6 +159,13 @@ class JobRun:
         except (jobs.LeaseLost, retry.DatabaseAway):
             return None
         return Status.QUEUED
+
+    def _room_for_weights(self) -> None:
+        """Room for weights.pt; made by dropping the job's checkpoints when only they take it (training is done)."""
+        if not disk.checkpoint_room(self.files.staging, disk.weights_bytes(), self.checkpoints.own_bytes()):
+            self.publisher.wait()  # a checkpoint still being written takes room too
+            self.log.warning("no room for weights.pt beside the job's checkpoint; dropping the checkpoint first")
+            self.checkpoints.discard_all()
 
     def _end(self, status: Status, error: str | None = None) -> Status | None:
         job_id, token = self.claim.job_id, self.claim.token
@@ -205,15 +213,18 @@ class JobRun:
             info.start_epoch,
         )
         self.publisher.submit(partial(self.pictures.start, info.precision, info.initial))
+        self.timer = CheckpointTimer(self.settings.checkpoint_seconds, self.checkpoints, self.publisher)
 
-    def on_step(self, steps_done: int) -> None:
-        """A step ended: note the progress; stop if asked to or out of time; raise a background failure."""
+    def on_step(self, steps_done: int, checkpoint: Callable[[], Checkpoint] | None = None) -> None:
+        """A step ended: note the progress; stop if asked to or out of time; raise a background failure;
+        checkpoint if one is due (`worker.timed`)."""
         self.progress.step(steps_done)
         if self.stop_reason is not None:
             raise Stopped(self.stop_reason)
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise Stopped(StopReason.TIMEOUT)
         self.publisher.check()
+        self.timer.step(checkpoint)
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         """An epoch ended: record it, then checkpoint and draw it on the background threads."""
@@ -232,9 +243,6 @@ class JobRun:
         self._state_dict = end.state_dict
         # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
         # one epoch, redone from the previous checkpoint.
-        final = r.epoch == self.claim.spec.epochs
-        snapshot = None if final else end.checkpoint().on_host()
-        if snapshot is not None:  # on the publisher's threads, while the next epoch trains
-            save = partial(self.checkpoints.save, snapshot)
-            self.publisher.submit(lambda: self.checkpoints.commit(save()), lane="checkpoints")
+        if r.epoch != self.claim.spec.epochs:
+            self.timer.epoch_end(end.checkpoint)
         self.publisher.submit(partial(self.pictures.epoch, end.history, end.initial, end.trained))

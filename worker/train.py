@@ -64,7 +64,10 @@ def train_one_epoch(state: TrainState, setup: Setup, hooks: Hooks) -> Stopped | 
         use_cudnn_benchmark(x.device, setup.tuning, len(idx), cfg.batch_size)
         state.add_step(train_step(setup.forward, state.optimizer, x, y, setup.bf16), len(idx))
         try:
-            hooks.on_step(state.epochs_done * per_epoch + state.step)
+            # At the epoch's last step the epoch's own checkpoint follows at once.
+            hooks.on_step(
+                state.epochs_done * per_epoch + state.step, state.checkpoint if state.step < per_epoch else None
+            )
         except Stopped as stop:
             if state.step < per_epoch:  # mid-epoch: a hook may save this and continue later
                 stop.checkpoint = state.checkpoint

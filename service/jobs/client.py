@@ -39,8 +39,9 @@ def create_job(
         sweep_id=sweep_id,
         owner=owner,
     )
-    session.add(job)
-    session.flush()
+    stored = idempotency.insert(session, job)
+    if stored is not job:  # a concurrent request with the same key queued it first
+        return stored
     events.emit_status(session, [job.id], Status.QUEUED)
     return job
 

@@ -29,6 +29,7 @@ class Claim:
     spec: JobSpec
     attempt: int
     checkpoint: str | None
+    runs_without_progress: int = 1  # this run included: 2 and more, the runs before it since that checkpoint died
 
 
 def claim_next(
@@ -78,17 +79,19 @@ def claim_next(
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             worker_id=worker_id,
             attempts=Job.attempts + 1,
+            runs_without_progress=Job.runs_without_progress + 1,
             started_at=func.coalesce(Job.started_at, now),
             progress_at=now,
             waiting_for=None,
         )
-        .returning(Job.id, Job.spec, Job.attempts, Job.checkpoint)
+        .returning(Job.id, Job.spec, Job.attempts, Job.checkpoint, Job.runs_without_progress)
         .execution_options(synchronize_session=False)
     ).first()
     if row is None:
         return None
     events.emit_status(session, [row.id], Status.RUNNING)
-    return Claim(row.id, token, JobSpec.model_validate(row.spec), row.attempts, row.checkpoint)
+    spec = JobSpec.model_validate(row.spec)
+    return Claim(row.id, token, spec, row.attempts, row.checkpoint, row.runs_without_progress)
 
 
 def _turn_order(candidate: Any) -> tuple[Any, ...]:
@@ -177,7 +180,12 @@ def hand_back(
 ) -> None:
     """A worker shutting down, or out of disk space, returns its job to the queue, resumable from `checkpoint`;
     the attempt too. `waiting_for` says what the job waits for, when it is more than a free worker."""
-    values: dict[str, Any] = {"checkpoint": checkpoint} if checkpoint else {}
+    # A new checkpoint is progress; without one, the run is not counted, as its attempt is not.
+    values: dict[str, Any] = (
+        {"checkpoint": checkpoint, "runs_without_progress": 0}
+        if checkpoint
+        else {"runs_without_progress": case((Job.runs_without_progress > 0, Job.runs_without_progress - 1), else_=0)}
+    )
     fenced_update(
         session,
         job_id,
