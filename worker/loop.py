@@ -28,6 +28,7 @@ from service.db import is_connection_error, make_engine, make_sessionmaker, tran
 from service.models import FINISHED, Job, Status
 from service.spec import JobSpec
 from service.storage import ArtifactStore, make_store
+from service.wakeup import Wakeups
 from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
 from worker.heartbeat import Heartbeat
@@ -68,6 +69,7 @@ class Worker:
         self.signals = 0
         self.current: JobRun | None = None
         self.outages = retry.outages(self.sessions)
+        self.wakeups = Wakeups(settings.database_url)  # a queued job wakes it at once on Postgres
         self.problem: str | None = None  # why this worker takes no jobs now (no room for their files)
         self.tuning = Tuning.parse(settings.engine_tuning)  # TuningError, before anything starts, if it is wrong
 
@@ -89,6 +91,7 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming; a running job checkpoints and goes back to the queue."""
         self.stopping.set()
+        self.wakeups.poke()
         if self.current is not None:
             self.current.stop_reason = StopReason.SHUTDOWN
 
@@ -102,6 +105,7 @@ class Worker:
             self.stopping.is_set,
         )
         self._sweep_staging()
+        self.wakeups.start()
         if self.tuning.warm_up:
             self._warm_up()
         log.info(
@@ -114,6 +118,7 @@ class Worker:
         )
         try:
             while not self.stopping.is_set():
+                seen = self.wakeups.seen()  # a job queued after this wakes the wait below, even if before it
                 try:
                     ran = self.run_once()
                 except (DBAPIError, PoolTimeout) as exc:
@@ -125,8 +130,10 @@ class Worker:
                 if not ran:
                     if burst:
                         break
-                    self.stopping.wait(self.settings.poll_seconds)
+                    wait = self.wakeups.interval(self.settings.poll_seconds, self.settings.lease_seconds)
+                    self.wakeups.wait(wait, self.stopping, since=seen)
         finally:
+            self.wakeups.stop()
             try:
                 with transaction(self.sessions) as session:
                     workers.worker_stopped(session, self.id)

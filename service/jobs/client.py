@@ -3,7 +3,7 @@
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from service import events, idempotency
+from service import events, idempotency, wakeup
 from service.errors import Conflict
 from service.models import FINISHED, Job, Status, utcnow
 from service.queries import get_job
@@ -35,6 +35,7 @@ def create_job(session: Session, spec: JobSpec, idempotency_key: str | None = No
     session.add(job)
     session.flush()
     events.emit_status(session, [job.id], Status.QUEUED)
+    wakeup.notify_queued(session)
     return job
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, String, and_, cast, literal, update
 from sqlalchemy.orm import Session
 
-from service import events
+from service import events, wakeup
 from service.models import Job, Status, utcnow
 
 
@@ -53,4 +53,8 @@ def _take_back(session: Session, which: ColumnElement[bool], now: datetime) -> l
         for row in rows:
             events.emit_status(session, [row.id], Status(str(values["status"])), error=row.error)
         taken += [row.id for row in rows]
+        if rows and values["status"] == Status.QUEUED:
+            wakeup.notify_queued(session)
+        elif rows:
+            events.compact(session, [row.id for row in rows])
     return taken
