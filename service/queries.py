@@ -48,15 +48,25 @@ def job_row(session: Session, job_id: int) -> Row[Any]:
 
 
 def list_jobs(
-    session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None = None
-) -> tuple[Sequence[Row[Any]], int]:
-    """A page of jobs (only one status's, one sweep's, if given), newest first, and how many match in all."""
-    where = [JOBS.c.status == status] if status else []
+    session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None = None, count: bool = True
+) -> tuple[Sequence[Row[Any]], int | None]:
+    """A page of jobs (only one status's, one sweep's, if given), newest first, and (with `count`) how many match."""
+    where = _job_filter(status, sweep_id)
+    rows = _rows(session, select(JOBS).where(*where).order_by(JOBS.c.id.desc()).limit(limit).offset(offset))
+    return rows, count_jobs(session, status, sweep_id) if count else None
+
+
+def count_jobs(session: Session, status: Status | None, sweep_id: int | None = None) -> int:
+    """How many jobs match the list's filters."""
+    query = select(func.count()).select_from(JOBS).where(*_job_filter(status, sweep_id))
+    return int(session.connection().execute(query).scalar() or 0)
+
+
+def _job_filter(status: Status | None, sweep_id: int | None) -> list[Any]:
+    where: list[Any] = [JOBS.c.status == status] if status else []
     if sweep_id is not None:
         where.append(JOBS.c.sweep_id == sweep_id)
-    total = session.connection().execute(select(func.count()).select_from(JOBS).where(*where)).scalar() or 0
-    rows = _rows(session, select(JOBS).where(*where).order_by(JOBS.c.id.desc()).limit(limit).offset(offset))
-    return rows, total
+    return where
 
 
 def epoch_rows(session: Session, job_id: int) -> Sequence[Row[Any]]:

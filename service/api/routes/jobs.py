@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from service import jobs, queries
 from service.api.deps import (
     JSON_BODY,
+    CountsDep,
     DatabaseDep,
     IdempotencyKey,
     JobIdPath,
@@ -66,10 +67,13 @@ def rerun(session: Session, job_id: int, changed: dict[str, object], idempotency
     return job_out(jobs.create_job(session, spec, idempotency_key))
 
 
-def page(session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None) -> JobList:
-    """One page of jobs, newest first, and how many match."""
-    rows, total = queries.list_jobs(session, status, limit, offset, sweep_id)
-    return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
+def page(
+    session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None, total: int | None
+) -> JobList:
+    """One page of jobs, newest first, and how many match (counted now unless `total` is given)."""
+    rows, counted = queries.list_jobs(session, status, limit, offset, sweep_id, count=total is None)
+    items = [job_out(j) for j in rows]
+    return JobList(items=items, total=total if counted is None else counted, limit=limit, offset=offset)
 
 
 def one(session: Session, job_id: int) -> JobOut:
@@ -121,13 +125,21 @@ async def rerun_job(
 @router.get("")
 async def list_jobs(
     db: ReadDatabaseDep,
+    counts: CountsDep,
     status: Status | None = None,
     limit: PageLimit = 20,
     offset: PageOffset = 0,
     sweep_id: Annotated[int | None, Query(ge=1, le=queries.MAX_ID, description="Only this sweep's jobs.")] = None,
 ) -> JobList:
     """List jobs, newest first, optionally only those in one status or of one sweep."""
-    return await db.run(page, status, limit, offset, sweep_id)
+    key = (status, sweep_id)
+    known = counts.large(key)
+    found = await db.run(page, status, limit, offset, sweep_id, known)
+    if known is None:
+        counts.remember(key, found.total)
+    elif counts.stale(key):
+        counts.refresh(key, lambda: db.run(queries.count_jobs, status, sweep_id))
+    return found
 
 
 @router.get("/{job_id}")
