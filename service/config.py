@@ -73,7 +73,12 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(
         2.0, gt=0, description="how often a running job's lease is renewed and its progress published"
     )
-    poll_seconds: float = Field(1.0, gt=0, description="how long an idle worker sleeps between looks at the queue")
+    poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="how long an idle worker sleeps between looks at the queue when nothing can wake it (SQLite, or "
+        "no LISTEN connection to Postgres)",
+    )
     worker_alive_seconds: float = Field(
         30.0,
         gt=0,
