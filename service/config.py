@@ -92,7 +92,12 @@ class Settings(BaseSettings):
         description="a running job also checkpoints mid-epoch once this long has passed since its last checkpoint, "
         "so that a worker killed more often than an epoch lasts still gets somewhere",
     )
-    poll_seconds: float = Field(1.0, gt=0, description="how long an idle worker sleeps between looks at the queue")
+    poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="how long an idle worker sleeps between looks at the queue when nothing can wake it (SQLite, or "
+        "no LISTEN connection to Postgres)",
+    )
     worker_alive_seconds: float = Field(
         30.0,
         gt=0,

@@ -29,7 +29,7 @@ def is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-def make_engine(url: str, timeout: float = 5.0) -> Engine:
+def make_engine(url: str, timeout: float = 5.0, pool_size: int = 5) -> Engine:
     """An engine for `url` that gives up on a database silent for `timeout` seconds (see `Settings.db_timeout_seconds`).
 
     On Postgres: connect and statement timeouts, TCP keepalives and a TCP user timeout (a silent network partition
@@ -42,6 +42,7 @@ def make_engine(url: str, timeout: float = 5.0) -> Engine:
             url,
             pool_pre_ping=True,
             pool_timeout=timeout,
+            pool_size=pool_size,  # a process of many threads (the fleet simulator) asks for more than the default
             connect_args={
                 "connect_timeout": max(2, round(timeout)),  # libpq counts whole seconds, at least 2
                 "keepalives": 1,

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Row, func, insert, select
+from sqlalchemy import Row, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from service.models import FINISHED, JobEvent, Status, utcnow
@@ -69,6 +69,29 @@ def emit_status(
     if rows:
         now = utcnow()
         session.execute(insert(JobEvent), [{**r, "created_at": now} for r in rows])
+
+
+def compact(session: Session, job_ids: Sequence[int]) -> None:
+    """Drop the finished jobs' superseded progress events: each keeps its last one.
+
+    A progress event is a snapshot that the next one replaces, one every heartbeat (2 s): a one-hour job wrote
+    1,800. Once the job has finished, a stream that replays it (from the start, or after a `Last-Event-ID`) still
+    gets every status, epoch, file, log line and the `end`, and of the progress what it would show in the end: the
+    last. Called in the transaction that makes the job final.
+    """
+    if not job_ids:
+        return
+    later = EVENTS.alias("later")
+    newest = (
+        select(func.max(later.c.id))
+        .where(later.c.job_id == JobEvent.job_id, later.c.kind == Kind.PROGRESS)
+        .scalar_subquery()
+    )
+    session.execute(
+        delete(JobEvent)
+        .where(JobEvent.job_id.in_(job_ids), JobEvent.kind == Kind.PROGRESS, JobEvent.id < newest)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def emit_end(session: Session, job_id: int, status: Status) -> None:

@@ -54,17 +54,31 @@ def list_jobs(
     offset: int,
     sweep_id: int | None = None,
     owners: tuple[str | None] | None = None,
-) -> tuple[Sequence[Row[Any]], int]:
+    count: bool = True,
+) -> tuple[Sequence[Row[Any]], int | None]:
     """A page of jobs (only one status's, one sweep's, one owner's if given: `(None,)` for jobs of nobody), newest
-    first, and how many match in all."""
-    where = [JOBS.c.status == status] if status else []
+    first, and (with `count`) how many match in all."""
+    where = _job_filter(status, sweep_id, owners)
+    rows = _rows(session, select(JOBS).where(*where).order_by(JOBS.c.id.desc()).limit(limit).offset(offset))
+    return rows, count_jobs(session, status, sweep_id, owners) if count else None
+
+
+def count_jobs(
+    session: Session, status: Status | None, sweep_id: int | None = None, owners: tuple[str | None] | None = None
+) -> int:
+    """How many jobs match the list's filters."""
+    query = select(func.count()).select_from(JOBS).where(*_job_filter(status, sweep_id, owners))
+    return int(session.connection().execute(query).scalar() or 0)
+
+
+def _job_filter(status: Status | None, sweep_id: int | None, owners: tuple[str | None] | None) -> list[Any]:
+    where: list[Any] = [JOBS.c.status == status] if status else []
     if sweep_id is not None:
         where.append(JOBS.c.sweep_id == sweep_id)
     if owners is not None:
-        where.append(JOBS.c.owner.is_not_distinct_from(owners[0]))
-    total = session.connection().execute(select(func.count()).select_from(JOBS).where(*where)).scalar() or 0
-    rows = _rows(session, select(JOBS).where(*where).order_by(JOBS.c.id.desc()).limit(limit).offset(offset))
-    return rows, total
+        (owner,) = owners
+        where.append(JOBS.c.owner.is_(None) if owner is None else JOBS.c.owner == owner)
+    return where
 
 
 def epoch_rows(session: Session, job_id: int) -> Sequence[Row[Any]]:

@@ -29,6 +29,7 @@ from service.db import is_connection_error, make_engine, make_sessionmaker, tran
 from service.models import FINISHED, Job, Status
 from service.spec import JobSpec
 from service.storage import ArtifactStore, make_store
+from service.wakeup import Wakeups
 from worker import disk, retry
 from worker.hardware import bf16_is_native, resolve_device
 from worker.heartbeat import Heartbeat
@@ -69,6 +70,7 @@ class Worker:
         self.signals = 0
         self.current: JobRun | None = None
         self.outages = retry.outages(self.sessions)
+        self.wakeups = Wakeups(settings.database_url)  # a queued job wakes it at once on Postgres
         self.problem: str | None = None  # why this worker takes no jobs now (no room for their files)
         self.room_wanted = disk.any_job_needs()  # more once a job went back for want of room: what it needed
         self.tuning = Tuning.parse(settings.engine_tuning)  # TuningError, before anything starts, if it is wrong
@@ -91,6 +93,7 @@ class Worker:
     def stop(self) -> None:
         """Stop claiming; a running job checkpoints and goes back to the queue."""
         self.stopping.set()
+        self.wakeups.poke()
         if self.current is not None:
             self.current.stop_reason = StopReason.SHUTDOWN
 
@@ -104,6 +107,7 @@ class Worker:
             self.stopping.is_set,
         )
         self._sweep_staging()
+        self.wakeups.start()
         if self.tuning.warm_up:
             self._warm_up()
         log.info(
@@ -116,6 +120,7 @@ class Worker:
         )
         try:
             while not self.stopping.is_set():
+                seen = self.wakeups.seen()  # a job queued after this wakes the wait below, even if before it
                 try:
                     ran = self.run_once()
                 except (DBAPIError, PoolTimeout) as exc:
@@ -127,8 +132,10 @@ class Worker:
                 if not ran:
                     if burst:
                         break
-                    self.stopping.wait(self.settings.poll_seconds)
+                    wait = self.wakeups.interval(self.settings.poll_seconds, self.settings.lease_seconds)
+                    self.wakeups.wait(wait, self.stopping, since=seen)
         finally:
+            self.wakeups.stop()
             try:
                 with transaction(self.sessions) as session:
                     workers.worker_stopped(session, self.id)

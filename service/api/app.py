@@ -11,9 +11,11 @@ from fastapi.staticfiles import StaticFiles
 from service.api import images, openapi
 from service.api.auth import signed_in
 from service.api.body_limit import BodyLimit
+from service.api.counts import Counts
 from service.api.deps import Database
 from service.api.guard import Guard
 from service.api.handlers import install_error_handlers
+from service.api.hub import EventHub
 from service.api.monitoring import Monitor, RequestMetrics
 from service.api.predictor import Predictor
 from service.api.presenter import ERRORS
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.hub.close()
         await app.state.renderer.close()
         await app.state.predictor.close()
         engine.dispose()
@@ -77,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the hop to a worker thread. Anything over a network (Postgres) keeps the hop, so a slow server stalls no loop.
     read_inline = is_sqlite(settings.database_url)
     app.state.read_database = Database(make_sessionmaker(engine, read_only=True), inline=read_inline, timeout=timeout)
+    app.state.hub = EventHub(app.state.read_database)
+    app.state.counts = Counts()
     app.state.store = make_store(settings)
     app.state.renderer = Renderer(settings.cache_dir)
     app.state.monitor = Monitor()

@@ -15,6 +15,7 @@ from fastapi import Depends, Header, Path, Query, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import queries
+from service.api.counts import Counts
 from service.api.monitoring import Monitor
 from service.api.renderer import Renderer
 from service.config import Settings
@@ -104,6 +105,7 @@ SettingsDep = Annotated[Settings, Depends(_from_state("settings"))]
 StoreDep = Annotated[ArtifactStore, Depends(_from_state("store"))]
 RendererDep = Annotated[Renderer, Depends(_from_state("renderer"))]
 MonitorDep = Annotated[Monitor, Depends(_from_state("monitor"))]
+CountsDep = Annotated[Counts, Depends(_from_state("counts"))]
 # Routes that write: their work takes SQLite's write lock (or Postgres row locks) as it needs.
 DatabaseDep = Annotated[Database, Depends(_from_state("database"))]
 # Routes that only read: on SQLite such a transaction never waits for the write lock.

@@ -3,7 +3,7 @@
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
-from service import events, idempotency
+from service import events, idempotency, wakeup
 from service.errors import Conflict
 from service.models import FINISHED, Job, Status, utcnow
 from service.queries import get_job
@@ -43,6 +43,7 @@ def create_job(
     if stored is not job:  # a concurrent request with the same key queued it first
         return stored
     events.emit_status(session, [job.id], Status.QUEUED)
+    wakeup.notify_queued(session)
     return job
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, case, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from service import events
+from service import events, wakeup
 from service.models import Job, Status, Worker, utcnow
 from service.spec import JobSpec
 
@@ -173,6 +173,7 @@ def finish(session: Session, job_id: int, token: str, status: Status, error: str
         eta_seconds=None,
     )
     events.emit_status(session, [job_id], status, error=error, end=False)  # the worker ends the stream
+    events.compact(session, [job_id])
 
 
 def hand_back(
@@ -200,3 +201,4 @@ def hand_back(
         waiting_for=waiting_for,
     )
     events.emit_status(session, [job_id], Status.QUEUED, waiting_for=waiting_for)
+    wakeup.notify_queued(session)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
-from service import artifacts, events
+from service import artifacts, events, wakeup
 from service.models import Job, Status, utcnow
 
 
@@ -68,4 +68,8 @@ def _take_back(session: Session, which: ColumnElement[bool], now: datetime) -> l
         if done.rowcount == 1:  # type: ignore[attr-defined]
             events.emit_status(session, [row.id], values["status"], error=values.get("error"))
             taken.append(row.id)
+            if values["status"] == Status.QUEUED:
+                wakeup.notify_queued(session)
+            else:
+                events.compact(session, [row.id])
     return taken

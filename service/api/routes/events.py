@@ -1,30 +1,29 @@
 """Live: a job's event stream, every job's status and progress, and a job's log.
 
-Streams poll `job_events` with one short read transaction every POLL_SECONDS and hold no session in between; an
-event's id is its row's, so a browser that reconnects with `Last-Event-ID` misses nothing and repeats nothing.
+New events reach the streams from the process's one reader of `job_events` (`service.api.hub`); a stream reads the
+table itself only to catch up, in short read transactions, holding no session in between. An event's id is its
+row's, so a browser that reconnects with `Last-Event-ID` misses nothing and repeats nothing.
 """
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.routing import APIRoute
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from sqlalchemy import Row, select
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 from starlette.types import Message, Receive, Scope, Send
 
 from service import events, queries
 from service.api.deps import Database, JobIdPath, ReadDatabaseDep
-from service.api.presenter import epoch_out, epoch_record, progress_out
-from service.api.schemas import Progress
+from service.api.hub import EventHub, rendered
 from service.events import Kind
 from service.models import FINISHED
-from service.spec import JobSpec
 
 
 class StreamRoute(APIRoute):
@@ -52,8 +51,9 @@ class StreamRoute(APIRoute):
 
 router = APIRouter(tags=["events"], route_class=StreamRoute)
 
-# How often a stream looks for new events: prompt for a person watching, a trifle for the database.
-POLL_SECONDS = 0.5
+# How long a one-job stream waits on the process's reader before it reads the table itself: a job whose worker died
+# between its final status and its `end` must still end its streams.
+CHECK_SECONDS = 5.0
 # A comment line this often keeps proxies from closing a quiet stream.
 KEEPALIVE_SECONDS = 15.0
 # How long a finished job's stream waits for the `end` its worker sends after the last log lines.
@@ -99,41 +99,13 @@ async def existing_job(job_id: JobIdPath, db: ReadDatabaseDep) -> Row[Any]:
 JobRow = Annotated[Row[Any], Depends(existing_job)]
 
 
-def progress_of(data: events.ProgressData, epochs_total: int) -> Progress:
-    """A progress event's numbers as `GET /jobs/{id}` shows them."""
-    return progress_out(
-        data.epochs_completed, epochs_total, data.steps_done, data.steps_total, data.eta_seconds, data.updated_at
-    )
+async def the_hub(request: Request) -> EventHub:
+    """The process's one reader of new events (`create_app` made it)."""
+    hub: EventHub = request.app.state.hub
+    return hub
 
 
-def rendered(rows: Sequence[Row[Any]], session: Session) -> list[ServerSentEvent]:
-    """Events as the streams send them: each row's data, completed with what the API shows elsewhere."""
-    if not rows:  # most polls: nothing new, and nothing more to read
-        return []
-    job_ids = {r.job_id for r in rows}
-    specs = {
-        j.id: JobSpec.model_validate(j.spec)
-        for j in session.connection().execute(select(queries.JOBS).where(queries.JOBS.c.id.in_(job_ids)))
-    }
-    epochs: dict[tuple[int, int], Any] = {}
-    for job_id in {r.job_id for r in rows if r.kind == Kind.EPOCH}:
-        epochs |= {(job_id, e.epoch): e for e in queries.epoch_rows(session, job_id)}
-    out = []
-    for r in rows:
-        data: Any = {"job_id": r.job_id, **r.data}
-        if r.kind == Kind.PROGRESS:
-            spec = specs.get(r.job_id)
-            progress = progress_of(events.ProgressData.model_validate(r.data), spec.epochs if spec else 0)
-            data = {"job_id": r.job_id, "progress": progress.model_dump()}
-        elif r.kind == Kind.EPOCH:
-            row = epochs.get((r.job_id, r.data["epoch"]))
-            if row is None:  # replaced since by a retry of that epoch, whose own event follows
-                continue
-            data = epoch_out(epoch_record(row)).model_dump()
-        elif r.kind == Kind.ARTIFACT:
-            data["url"] = f"/jobs/{r.job_id}/artifacts/{r.data['name']}"
-        out.append(ServerSentEvent(data=data, event=r.kind, id=str(r.id)))
-    return out
+HubDep = Annotated[EventHub, Depends(the_hub)]
 
 
 @dataclass(frozen=True)
@@ -153,51 +125,103 @@ def poll(session: Session, cursor: int, job_id: int | None) -> Poll:
     end = events.end_id(session, job_id) if finished and job_id is not None else None
     rows = events.after(session, cursor, job_id, () if job_id is not None else events.LIST_KINDS)
     last = rows[-1].id if rows else None
-    return Poll(finished, end, last, len(rows) == events.BATCH, rendered(rows, session))
+    return Poll(finished, end, last, len(rows) == events.BATCH, [e for _, e in rendered(rows, session)])
 
 
-async def stream(db: Database, cursor: int, job_id: int | None) -> AsyncIterator[ServerSentEvent]:
-    """Events after `cursor`: one job's, ending after its `end`; or (job_id None) every job's status and progress."""
-    quiet = 0.0
-    yield ServerSentEvent(comment="connected", retry=RETRY_MS)  # and how long a browser waits to reconnect
+class Ended(Exception):
+    """The stream has sent all there is: its job's `end`, or the job finished without one."""
 
+
+@dataclass
+class Reader:
+    """One stream's place: the last event it sent, and since when its finished job has had no `end`."""
+
+    db: Database
+    job_id: int | None
+    cursor: int
     finished_at: float | None = None
-    while True:
-        found = await db.run(poll, cursor, job_id)
-        for event in found.sent:
+
+    async def catch_up(self) -> AsyncIterator[ServerSentEvent]:
+        """Read the table from the cursor until nothing more is there; Ended once the job's stream is complete."""
+        while True:
+            found = await self.db.run(poll, self.cursor, self.job_id)
+            for event in found.sent:
+                yield event
+                if event.event == Kind.END:
+                    raise Ended
+            if found.last is not None:
+                self.cursor = found.last
+                if found.full:
+                    continue  # more are waiting
+                return
+            if found.finished:
+                if found.end is not None and self.cursor >= found.end:
+                    raise Ended  # resumed after its end: nothing more will come
+                # Finished without an `end` yet: its worker is keeping the last log lines; or died before it could.
+                self.finished_at = self.finished_at or time.monotonic()
+                if time.monotonic() - self.finished_at > END_GRACE_SECONDS:
+                    raise Ended
+            return
+
+
+async def stream(db: Database, hub: EventHub, cursor: int, job_id: int | None) -> AsyncIterator[ServerSentEvent]:
+    """Events after `cursor`: one job's, ending after its `end`; or (job_id None) every job's status and progress.
+
+    Subscribed to the process's one reader first, then caught up from the table: what the reader delivers meanwhile
+    is sent once (events are sent in id order, never one at or below the cursor). A one-job stream still reads the
+    table itself when nothing has come for CHECK_SECONDS, to see its job finished without an `end`.
+    """
+    yield ServerSentEvent(comment="connected", retry=RETRY_MS)  # and how long a browser waits to reconnect
+    subscriber = await hub.subscribe(job_id)
+    reader, quiet = Reader(db, job_id, cursor), 0.0
+    try:
+        async for event in reader.catch_up():
+            yield event
+        while True:
+            if subscriber.behind:  # dropped events: drain, then read them from the table
+                subscriber.behind = False
+                while not subscriber.queue.empty():
+                    subscriber.queue.get_nowait()
+                async for event in reader.catch_up():
+                    yield event
+            try:
+                event_id, event = await asyncio.wait_for(subscriber.queue.get(), CHECK_SECONDS)
+            except TimeoutError:
+                quiet += CHECK_SECONDS
+                if job_id is not None:
+                    async for event in reader.catch_up():
+                        quiet = 0.0
+                        yield event
+                if quiet >= KEEPALIVE_SECONDS:
+                    quiet = 0.0
+                    yield ServerSentEvent(comment="keep-alive")
+                continue
+            if event_id <= reader.cursor:
+                continue  # sent already, from the table
+            reader.cursor, quiet = event_id, 0.0
             yield event
             if event.event == Kind.END:
                 return
-        if found.last is not None:
-            cursor, quiet = found.last, 0.0
-            if found.full:
-                continue  # more are waiting
-        elif found.finished:
-            if found.end is not None and cursor >= found.end:
-                return  # resumed after its end: nothing more will come
-            # Finished without an `end` yet: its worker is keeping the last log lines; or died before it could.
-            finished_at = finished_at or time.monotonic()
-            if time.monotonic() - finished_at > END_GRACE_SECONDS:
-                return
-        await asyncio.sleep(POLL_SECONDS)
-        quiet += POLL_SECONDS
-        if quiet >= KEEPALIVE_SECONDS:
-            quiet = 0.0
-            yield ServerSentEvent(comment="keep-alive")
+    except Ended:
+        return
+    finally:
+        hub.unsubscribe(subscriber)
 
 
 @router.get("/jobs/{job_id}/events", response_class=EventSourceResponse, responses=STREAM)
-async def job_events(job: JobRow, db: ReadDatabaseDep, last_event_id: LastEventId) -> AsyncIterator[ServerSentEvent]:
+async def job_events(
+    job: JobRow, db: ReadDatabaseDep, hub: HubDep, last_event_id: LastEventId
+) -> AsyncIterator[ServerSentEvent]:
     """The job's events as they happen: status, progress, epoch, artifact, log, then end (and the stream closes)."""
-    async for event in stream(db, last_event_id or 0, job.id):
+    async for event in stream(db, hub, last_event_id or 0, job.id):
         yield event
 
 
 @router.get("/events", response_class=EventSourceResponse, responses=STREAM)
-async def all_events(db: ReadDatabaseDep, last_event_id: LastEventId) -> AsyncIterator[ServerSentEvent]:
+async def all_events(db: ReadDatabaseDep, hub: HubDep, last_event_id: LastEventId) -> AsyncIterator[ServerSentEvent]:
     """Every job's status and progress changes from now on (or after `Last-Event-ID`), for a list of jobs."""
     cursor = last_event_id if last_event_id is not None else await db.run(events.last_id)
-    async for event in stream(db, cursor, None):
+    async for event in stream(db, hub, cursor, None):
         yield event
 
 

@@ -13,6 +13,7 @@ from service import idempotency, jobs, queries
 from service.api.auth import PersonDep
 from service.api.deps import (
     JSON_BODY,
+    CountsDep,
     DatabaseDep,
     IdempotencyKey,
     JobIdPath,
@@ -91,10 +92,12 @@ def page(
     offset: int,
     sweep_id: int | None,
     owners: tuple[str | None] | None,
+    total: int | None,
 ) -> JobList:
-    """One page of jobs, newest first, and how many match."""
-    rows, total = queries.list_jobs(session, status, limit, offset, sweep_id, owners)
-    return JobList(items=[job_out(j) for j in rows], total=total, limit=limit, offset=offset)
+    """One page of jobs, newest first, and how many match (counted now unless `total` is given)."""
+    rows, counted = queries.list_jobs(session, status, limit, offset, sweep_id, owners, count=total is None)
+    items = [job_out(j) for j in rows]
+    return JobList(items=items, total=total if counted is None else counted, limit=limit, offset=offset)
 
 
 def one(session: Session, job_id: int) -> JobOut:
@@ -160,6 +163,7 @@ async def rerun_job(
 async def list_jobs(
     db: ReadDatabaseDep,
     who: PersonDep,
+    counts: CountsDep,
     status: Status | None = None,
     limit: PageLimit = 20,
     offset: PageOffset = 0,
@@ -170,7 +174,14 @@ async def list_jobs(
 ) -> JobList:
     """List jobs, newest first, optionally only those in one status, of one sweep or of one person."""
     owners = None if owner is None else ((who.name if owner == "me" else owner),)
-    return await db.run(page, status, limit, offset, sweep_id, owners)
+    key = (status, sweep_id, owners)
+    known = counts.large(key)
+    found = await db.run(page, status, limit, offset, sweep_id, owners, known)
+    if known is None:
+        counts.remember(key, found.total)
+    elif counts.stale(key):
+        counts.refresh(key, lambda: db.run(queries.count_jobs, status, sweep_id, owners))
+    return found
 
 
 @router.get("/{job_id}")
