@@ -112,8 +112,7 @@ class Job(Base):
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer)
-    # The runs in a row that began from the job's current checkpoint (this one included, while running): a new
-    # checkpoint sets it back to 0. The job fails once `max_attempts` runs in a row ended without one.
+    # Runs in a row from the current checkpoint (a new one resets it); `max_attempts` of them and the job fails.
     runs_without_progress: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_token: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -237,7 +236,7 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     max_active_jobs: Mapped[int | None] = mapped_column(Integer)
-    max_sweep_jobs: Mapped[int | None] = mapped_column(Integer)  # these two: None for the settings' defaults
+    max_sweep_jobs: Mapped[int | None] = mapped_column(Integer)  # None for these two: the settings' defaults
 
 
 class SignInSession(Base):

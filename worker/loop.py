@@ -23,7 +23,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import events, jobs, workers
-from service.artifacts import describe_position
 from service.config import Settings
 from service.db import is_connection_error, make_engine, make_sessionmaker, transaction
 from service.models import FINISHED, Job, Status
@@ -181,7 +180,9 @@ class Worker:
         with JobLog(claim.job_id) as job_log:
             JobLogger(claim.job_id).info("claimed by worker %s (attempt %d)", self.id, claim.attempt)
             if claim.runs_without_progress > 1:
-                JobLogger(claim.job_id).warning(stalled(claim))
+                JobLogger(claim.job_id).warning(
+                    jobs.stalled(claim.runs_without_progress, claim.checkpoint, claim.spec.max_attempts)
+                )
             run = self.run_factory(s, self.sessions, self.store, claim)
             self.current = run
             if self.stopping.is_set():
@@ -243,12 +244,3 @@ class Worker:
             return str(full)
         self.room_wanted = disk.any_job_needs()
         return None
-
-
-def stalled(claim: jobs.Claim) -> str:
-    """What a claim of a job whose runs keep ending without progress says in the job's log (and event stream)."""
-    before, limit = claim.runs_without_progress - 1, claim.spec.max_attempts
-    return (
-        f"claimed {claim.runs_without_progress} times without progress since {describe_position(claim.checkpoint)}: "
-        f"the last {before} run(s) ended before a newer checkpoint; it fails after {limit} such runs in a row"
-    )

@@ -11,7 +11,7 @@ stopped). Callers use them through this package: `jobs.create_job`, `jobs.claim_
 
 from service.jobs.client import cancel_job, create_job, delete_job
 from service.jobs.lease import Claim, LeaseLost, claim_next, fenced_update, finish, hand_back, heartbeat
-from service.jobs.reaper import reap_expired, release_dead_worker
+from service.jobs.reaper import reap_expired, release_dead_worker, stalled
 
 __all__ = [
     "Claim",
@@ -26,4 +26,5 @@ __all__ = [
     "heartbeat",
     "reap_expired",
     "release_dead_worker",
+    "stalled",
 ]

@@ -36,6 +36,14 @@ def stuck(runs: int, checkpoint: str | None) -> str:
     return f"the worker running this job stopped responding on {which} past {artifacts.describe_position(checkpoint)}"
 
 
+def stalled(runs: int, checkpoint: str | None, limit: int) -> str:
+    """What a claim of a job whose runs keep ending without progress says in the job's log (and event stream)."""
+    return (
+        f"claimed {runs} times without progress since {artifacts.describe_position(checkpoint)}: the last {runs - 1} "
+        f"run(s) ended before a newer checkpoint; it fails after {limit} such runs in a row"
+    )
+
+
 def _take_back(session: Session, which: ColumnElement[bool], now: datetime) -> list[int]:
     """Re-queue the running jobs `which` selects; fail those out of runs without progress; cancel those asked to
     stop. One row at a time: a failure names where its job was stuck."""
