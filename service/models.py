@@ -1,4 +1,5 @@
-"""The tables: jobs, their per-epoch metrics, the artifacts they wrote, the workers that run them, and sweeps."""
+"""The tables: jobs, their per-epoch metrics, the artifacts they wrote, the workers that run them, sweeps, and
+the people who use the service with their sign-in sessions."""
 
 from datetime import UTC, datetime
 from enum import StrEnum
