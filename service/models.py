@@ -1,5 +1,4 @@
-"""The tables: jobs, their per-epoch metrics, the artifacts they wrote, the workers that run them, sweeps, and
-the people who use the service with their sign-in sessions."""
+"""The tables: jobs, their per-epoch metrics and artifacts, workers, sweeps, people and their sign-ins."""
 
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,9 +31,8 @@ NAMING_CONVENTION = {
 
 # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
-# Ids that leave the database (a job's, a sweep's, an event's) are never handed out twice, even after the newest row
-# is deleted: a bookmark, a script or a stream's Last-Event-ID must never come to mean another row. Without
-# AUTOINCREMENT, SQLite gives a new row the largest id in use plus one; Postgres's sequences never go back anyway.
+# Ids that leave the database (a job's, a sweep's, an event's) are never handed out twice, not even the deleted newest
+# row's (SQLite's default without AUTOINCREMENT): a bookmark or a Last-Event-ID must never come to mean another row.
 NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
 
 
