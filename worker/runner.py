@@ -136,6 +136,8 @@ class JobRun:
         if stop.reason == StopReason.LEASE:
             self.log.warning("lease lost; stopping without writing")
             return None
+        if stop.unfinished:
+            self.log.info("stopped (%s) during %s, which is dropped", stop.reason, stop.unfinished)
         self.publisher.wait()  # the previous epoch's checkpoint and pictures first
         if stop.reason == StopReason.SHUTDOWN and stop.checkpoint is not None:
             name = self.checkpoints.save(stop.checkpoint())
@@ -214,6 +216,14 @@ class JobRun:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise Stopped(StopReason.TIMEOUT)
         self.publisher.check()
+
+    def within_step(self) -> None:
+        """Within a step: a cancel, a lost lease or the deadline drops the step under way; a shutdown waits for its
+        end, where the job checkpoints to resume exactly (the step has drawn dropout's random numbers by then)."""
+        if self.stop_reason in (StopReason.CANCEL, StopReason.LEASE):
+            raise Stopped(self.stop_reason)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Stopped(StopReason.TIMEOUT)
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         """An epoch ended: record it, then checkpoint and draw it on the background threads."""

@@ -55,8 +55,10 @@ function renderJob() {
     $("job-summary"),
     fact(
       "Status",
-      h("span", { class: `badge status-${job.status}` }, job.status),
-      job.cancel_requested && !FINISHED.has(job.status) ? h("span", { class: "note" }, "cancel requested") : null,
+      // Asked to stop, it still runs for a few seconds, until the worker's next heartbeat hears of it.
+      job.cancel_requested && !FINISHED.has(job.status)
+        ? h("span", { class: "badge status-cancelling" }, "cancelling…")
+        : h("span", { class: `badge status-${job.status}` }, job.status),
     ),
     fact(
       "Progress",
@@ -146,7 +148,7 @@ $("cancel").addEventListener("click", async () => {
   try {
     state.job = await api(`${base}/cancel`, { method: "POST" });
     renderJob();
-    say(state.job.status === "cancelled" ? "Cancelled." : "Asked to stop: it stops within a step.");
+    say(state.job.status === "cancelled" ? "Cancelled." : "Cancelling…: it stops within seconds.");
   } catch (error) {
     say(error.message);
   }
