@@ -218,6 +218,9 @@ class Checkpoints:
             return state
         return None
 
-    def discard_all(self) -> None:
-        """Drop every checkpoint of the job (once it succeeded: weights.pt holds what a user needs)."""
-        self.store.discard_checkpoints(self.claim.job_id)
+    def discard_all_but_current(self) -> None:
+        """Drop every checkpoint of the job but the one its row points at: once it succeeded, the final one, which a
+        continue goes on from; the others (earlier epochs', killed attempts') nothing will read again."""
+        for name in self.store.checkpoint_names(self.claim.job_id):
+            if name != self.current:
+                self.store.delete(checkpoint_key(self.claim.job_id, name))

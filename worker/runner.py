@@ -76,8 +76,7 @@ class JobRun:
         data = self.load_data()
         self.pictures = JobPictures(self.files, spec, data)
         resume = self._resume()
-        epochs_left = spec.epochs - (len(resume.history) if resume else 0)
-        disk.require(self.files.staging, disk.largest_write(spec, epochs_left))
+        disk.require(self.files.staging, disk.largest_write(spec))
         if spec.max_runtime_seconds:
             self.deadline = time.monotonic() + spec.max_runtime_seconds
         fit(spec, data, self, resume, Tuning.parse(self.settings.engine_tuning))
@@ -87,7 +86,7 @@ class JobRun:
         self.publisher.wait()
         status = self._end(Status.SUCCEEDED)
         if status == Status.SUCCEEDED:  # not when the lease was lost: the new owner may resume from them
-            self.checkpoints.discard_all()  # weights.pt holds what a user needs
+            self.checkpoints.discard_all_but_current()  # the final one stays, for a continue
             self.files.store.discard_staging(job_id)  # and what killed attempts left half-written
         return status
 
@@ -240,11 +239,7 @@ class JobRun:
             r.images_per_second,
         )
         self._state_dict = end.state_dict
-        # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
-        # one epoch, redone from the previous checkpoint.
-        final = r.epoch == self.claim.spec.epochs
-        snapshot = None if final else end.checkpoint().on_host()
-        if snapshot is not None:  # on the publisher's threads, while the next epoch trains
-            save = partial(self.checkpoints.save, snapshot)
-            self.publisher.submit(lambda: self.checkpoints.commit(save()), lane="checkpoints")
+        # The last epoch's too: what POST /jobs/{id}/continue goes on from (weights.pt has no optimizer state).
+        save = partial(self.checkpoints.save, end.checkpoint().on_host())
+        self.publisher.submit(lambda: self.checkpoints.commit(save()), lane="checkpoints")  # while the next trains
         self.publisher.submit(partial(self.pictures.epoch, end.history, end.initial, end.trained))

@@ -166,7 +166,8 @@ async def stream(db: Database, cursor: int, job_id: int | None) -> AsyncIterator
         found = await db.run(poll, cursor, job_id)
         for event in found.sent:
             yield event
-            if event.event == Kind.END:
+            # A resumed or continued job has an `end` per run: the stream ends at the last, once the job is finished.
+            if event.event == Kind.END and found.end is not None and event.id == str(found.end):
                 return
         if found.last is not None:
             cursor, quiet = found.last, 0.0

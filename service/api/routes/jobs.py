@@ -1,4 +1,4 @@
-"""Jobs: submit, list, read, cancel, delete."""
+"""Jobs: submit, list, read, cancel, resume or continue, delete."""
 
 import asyncio
 import logging
@@ -21,7 +21,7 @@ from service.api.deps import (
     StoreDep,
 )
 from service.api.presenter import BODY_ERRORS, job_out
-from service.api.schemas import ErrorBody, JobList, JobOut
+from service.api.schemas import ContinueIn, ErrorBody, JobList, JobOut
 from service.models import Status
 from service.spec import DEMO, JobSpec, check_new
 
@@ -153,6 +153,20 @@ async def get_job(
 async def cancel_job(job_id: JobIdPath, db: DatabaseDep) -> JobOut:
     """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished."""
     return await db.run(cancelled, job_id)
+
+
+@router.post("/{job_id}/resume", responses=NOT_NOW)
+async def resume_job(job_id: JobIdPath, db: DatabaseDep) -> JobOut:
+    """Queue a cancelled or failed job again to go on from its checkpoint, keeping its id, epochs and files; 409 in
+    another status or without a checkpoint."""
+    return await db.run(lambda session: job_out(jobs.resume_job(session, job_id)))
+
+
+@router.post("/{job_id}/continue", responses={**NOT_NOW, **BODY_ERRORS}, dependencies=JSON_BODY)
+async def continue_job(job_id: JobIdPath, db: DatabaseDep, body: ContinueIn) -> JobOut:
+    """Train a succeeded job `epochs` more epochs from its final weights and optimizer state: the same job, its spec's
+    `epochs` raised, exactly as a job of that many epochs would have trained; 409 unless succeeded."""
+    return await db.run(lambda session: job_out(jobs.continue_job(session, job_id, body.epochs)))
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses=NOT_NOW)
