@@ -24,6 +24,15 @@ class Progress(BaseModel):
     updated_at: datetime | None
 
 
+class EstimateOut(BaseModel):
+    """How long a job trains (training and evaluation; loading its data and the first pictures come on top), from
+    the live workers' measured epochs scaled to its spec, on the fastest of them."""
+
+    seconds: float | None = Field(description="None when no live worker has measured an epoch yet.")
+    basis: str = Field(description="Which measured epoch it is scaled from.")
+    warning: str | None = Field(description="Set when the job is long (over 10 minutes) or no worker is running.")
+
+
 class JobOut(BaseModel):
     """A job as the API shows it."""
 
@@ -45,6 +54,9 @@ class JobOut(BaseModel):
     sweep_id: int | None = Field(description="The sweep that queued it, if one did.")
     progress: Progress
     links: dict[str, str]
+    estimate: EstimateOut | None = Field(
+        None, description="Only in the answer of POST /jobs (and …/rerun): how long the job is expected to train."
+    )
 
 
 class JobList(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import jobs, queries
+from service import estimates, jobs, queries
 from service.api.deps import (
     JSON_BODY,
     DatabaseDep,
@@ -18,10 +18,11 @@ from service.api.deps import (
     PageLimit,
     PageOffset,
     ReadDatabaseDep,
+    SettingsDep,
     StoreDep,
 )
 from service.api.presenter import BODY_ERRORS, job_out
-from service.api.schemas import ContinueIn, ErrorBody, JobList, JobOut
+from service.api.schemas import ContinueIn, ErrorBody, EstimateOut, JobList, JobOut
 from service.models import Status
 from service.spec import DEMO, JobSpec, check_new
 
@@ -54,16 +55,20 @@ NOT_NOW: dict[int | str, dict[str, Any]] = {
 }
 
 
-def submitted(session: Session, spec: JobSpec, idempotency_key: str | None) -> JobOut:
-    """The job queued for `spec` (or the one an earlier request with the same key queued)."""
-    return job_out(jobs.create_job(session, spec, idempotency_key))
+def submitted(session: Session, spec: JobSpec, idempotency_key: str | None, alive_seconds: float) -> JobOut:
+    """The job queued for `spec` (or the one an earlier request with the same key queued), with how long it takes."""
+    job = job_out(jobs.create_job(session, spec, idempotency_key))
+    job.estimate = EstimateOut.model_validate(estimates.estimate(session, spec, alive_seconds), from_attributes=True)
+    return job
 
 
-def rerun(session: Session, job_id: int, changed: dict[str, object], idempotency_key: str | None) -> JobOut:
+def rerun(
+    session: Session, job_id: int, changed: dict[str, object], idempotency_key: str | None, alive_seconds: float
+) -> JobOut:
     """A new job with job `job_id`'s spec, `changed` where given, validated as a new spec is."""
     spec = JobSpec.model_validate({**queries.job_row(session, job_id).spec, **changed})
     check_new(spec)
-    return job_out(jobs.create_job(session, spec, idempotency_key))
+    return submitted(session, spec, idempotency_key, alive_seconds)
 
 
 def page(session: Session, status: Status | None, limit: int, offset: int, sweep_id: int | None) -> JobList:
@@ -85,14 +90,16 @@ def cancelled(session: Session, job_id: int) -> JobOut:
 @router.post("", status_code=201, responses=BODY_ERRORS, dependencies=JSON_BODY)
 async def submit_job(
     db: DatabaseDep,
+    settings: SettingsDep,
     response: Response,
     spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
-    """Queue a training job; the answer echoes the spec with every default filled in."""
+    """Queue a training job; the answer echoes the spec with every default filled in, and says how long it is
+    expected to train (from the live workers' measured speed), with a warning when that is long."""
     spec = spec or JobSpec()
     check_new(spec)
-    job = await db.run(submitted, spec, idempotency_key)
+    job = await db.run(submitted, spec, idempotency_key, settings.worker_alive_seconds)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 
@@ -101,6 +108,7 @@ async def submit_job(
 async def rerun_job(
     job_id: JobIdPath,
     db: DatabaseDep,
+    settings: SettingsDep,
     response: Response,
     overrides: Annotated[
         JobSpec | None,
@@ -113,7 +121,7 @@ async def rerun_job(
 ) -> JobOut:
     """Queue a new job with this job's spec, changed by the fields the body gives (validated as in POST /jobs)."""
     changed = overrides.model_dump(mode="json", include=overrides.model_fields_set) if overrides else {}
-    job = await db.run(rerun, job_id, changed, idempotency_key)
+    job = await db.run(rerun, job_id, changed, idempotency_key, settings.worker_alive_seconds)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job
 
