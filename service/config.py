@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     access_log: bool = Field(True, description="one line per request on stdout")
     api_token: str = Field(
         "",
-        description="a bearer token every request but /health, the docs and the dashboard's pages must carry; "
-        "empty: no authentication, for trusted networks only",
+        description="a bearer token (or the dashboard's sign-in cookie) that every request must carry except these, "
+        "open to all: /health, /openapi.json, /docs, /redoc, /session (signing in), and the dashboard's pages and "
+        "scripts (/, /ui/…), which hold no data; empty: no authentication, for trusted networks only",
     )
     # A job spec is a few hundred bytes.
     max_body_bytes: int = Field(64 * 1024, description="a request body larger than this is refused with 413")

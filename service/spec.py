@@ -166,6 +166,26 @@ LABEL_ORDER = (
 )
 
 
+DATASET_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
+OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
+
+
+def run_title(
+    dataset: str, optimizer: str, learning_rate: float, batch_size: int, image_size: int, precision: str
+) -> str:
+    """A run in one line, as every picture of it is titled, e.g. "synthetic · Adam lr 1e-4 · batch 512 · 64 px ·
+    bf16" (`precision` as it trained: bf16 or fp32)."""
+    return " · ".join(
+        (
+            DATASET_NAMES.get(dataset, dataset),
+            f"{OPTIMIZER_NAMES.get(optimizer, optimizer)} lr {compact_number(learning_rate)}",
+            f"batch {batch_size}",
+            f"{image_size} px",
+            precision,
+        )
+    )
+
+
 def compact_number(value: float) -> str:
     """A learning rate the way people write it: 1e-4, 3e-4, 2.5e-3, 1e-2 (and 1 for 1.0)."""
     mantissa, exponent = f"{value:.3e}".split("e")

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
+from difflib import get_close_matches
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,12 +32,21 @@ def expand(base: JobSpec, grid: Mapping[str, Sequence[Any]]) -> list[tuple[dict[
     InvalidRequest for a key that is no spec field, an empty list, a repeated value, more than MAX_JOBS jobs, or a
     combination that is not a valid spec (the first, named).
     """
-    unknown = [key for key in grid if key not in JobSpec.model_fields]
+    unknown = {key: _meant(key) for key in grid if key not in JobSpec.model_fields}
     if unknown:
         verb = "is" if len(unknown) == 1 else "are"
+        guesses = [f'"{meant}" for {key!r}' for key, meant in unknown.items() if meant]
+        hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
         raise InvalidRequest(
-            f"grid keys must be job spec fields; {', '.join(map(repr, unknown))} {verb} not",
-            [Detail(loc=["body", "grid", key], msg="not a job spec field", type="unknown_field") for key in unknown],
+            f"grid keys must be job spec fields; {', '.join(map(repr, unknown))} {verb} not{hint}",
+            [
+                Detail(
+                    loc=["body", "grid", key],
+                    msg=f'not a job spec field; did you mean "{meant}"?' if meant else "not a job spec field",
+                    type="unknown_field",
+                )
+                for key, meant in unknown.items()
+            ],
         )
     for key, values in grid.items():
         if not values:
@@ -58,6 +68,12 @@ def expand(base: JobSpec, grid: Mapping[str, Sequence[Any]]) -> list[tuple[dict[
         resolved = spec.model_dump(mode="json")
         combinations.append(({key: resolved[key] for key in grid}, spec))
     return combinations
+
+
+def _meant(key: str) -> str | None:
+    """The spec field a misspelt grid key is close to (as a misspelt top-level field gets), if one is."""
+    close = get_close_matches(key, JobSpec.model_fields, n=1)
+    return close[0] if close else None
 
 
 def _invalid_combination(params: dict[str, Any], exc: ValidationError) -> InvalidRequest:

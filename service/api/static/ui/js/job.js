@@ -126,7 +126,9 @@ function renderCurves() {
   $("latest-epoch").textContent = last
     ? `Epoch ${last.epoch} of ${state.job.progress.epochs_total}: train loss ${number(last.train_loss)}, ` +
       `test loss ${number(last.test_loss)}, test accuracy ${percent(last.test_accuracy)}.`
-    : "No epoch has finished yet.";
+    : FINISHED.has(state.job.status)
+      ? `No epoch finished: the job ${state.job.status === "succeeded" ? "ended" : `was ${state.job.status}`} before its first epoch ended.`
+      : "No epoch has finished yet.";
 }
 
 async function loadMetrics() {
