@@ -19,9 +19,11 @@ from service import idempotency, jobs
 from service.errors import Conflict, Detail, InvalidRequest
 from service.models import Job, Status, Sweep, utcnow
 from service.queries import sweep_row
-from service.spec import JobSpec
+from service.spec import JobSpec, label
 from service.sweep_spec import MAX_JOBS, SweepIn
 
+# A job's name is at most this long (JobSpec.name's bound).
+NAME_LENGTH = 200
 # How much of an invalid combination a message quotes: enough to recognise it, short enough to read.
 MAX_QUOTED = 300
 
@@ -113,8 +115,11 @@ def create_sweep(session: Session, body: SweepIn, idempotency_key: str | None = 
     )
     session.add(sweep)
     session.flush()
-    for _, spec in combinations:
-        jobs.create_job(session, spec, sweep_id=sweep.id)
+    # Each job named by its sweep and its grid values ("optimizers · sgd lr 1e-3"), wherever jobs are listed.
+    prefix = body.base.name or body.name or f"sweep {sweep.id}"
+    for params, spec in combinations:
+        name = f"{prefix} · {label(params)}"[:NAME_LENGTH]
+        jobs.create_job(session, spec.model_copy(update={"name": name}), sweep_id=sweep.id)
     return sweep
 
 

@@ -127,7 +127,7 @@ function renderCurves() {
     ? `Epoch ${last.epoch} of ${state.job.progress.epochs_total}: train loss ${number(last.train_loss)}, ` +
       `test loss ${number(last.test_loss)}, test accuracy ${percent(last.test_accuracy)}.`
     : FINISHED.has(state.job.status)
-      ? `No epoch finished: the job ${state.job.status === "succeeded" ? "ended" : `was ${state.job.status}`} before its first epoch ended.`
+      ? `No epoch finished: the job ${state.job.status === "cancelled" ? "was cancelled" : state.job.status} before its first epoch ended.`
       : "No epoch has finished yet.";
 }
 
