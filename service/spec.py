@@ -33,7 +33,7 @@ WholeInt = Annotated[int, BeforeValidator(_whole_float_to_int)]
 WholeIntOrNone = Annotated[int | None, BeforeValidator(_whole_float_to_int)]
 
 
-# The quick demo: learns the synthetic classes in about a minute on a 2-core CPU (loss 1.7 → 0.04, accuracy 90 % →
+# The quick demo: learns the synthetic classes in 1–2 minutes on a 2-core CPU (loss 1.7 → 0.04, accuracy 90 % →
 # 100 % over its 3 epochs of 40 steps); the API documents it as POST /jobs's example.
 DEMO: dict[str, Any] = {
     "dataset": "synthetic",

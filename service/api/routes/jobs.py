@@ -37,7 +37,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 EXAMPLES = {
     "quick synthetic demo": {
-        "summary": "3 epochs on 1,280 generated images at 64×64: learns them in about a minute on a CPU",
+        "summary": "3 epochs on 1,280 generated images at 64×64: learns them in 1–2 minutes on a CPU",
         "value": DEMO,
     },
     "the lecture": {
