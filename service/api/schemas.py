@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.resume_schemas import CheckpointOut
 from service.artifacts import Layer, Stage
 from service.contracts import EpochScalars, WeightChange
 from service.errors import Detail
@@ -143,29 +144,12 @@ class ArtifactOut(BaseModel):
     url: str
 
 
-class CheckpointOut(BaseModel):
-    """The checkpoint a resume or a continue goes on from: the model, the optimizer's state, the random generators."""
-
-    name: str
-    size: int = Field(description="Bytes: the weights and, for Adam, twice as much again for its moments.")
-    epoch: int = Field(description="The epochs it holds finished (it may be some steps into the next).")
-    step: int = Field(description="Steps done of the next epoch; 0 at an epoch's end.")
-
-
 class ArtifactList(BaseModel):
     job_id: int
     artifacts: list[ArtifactOut]
     checkpoint: CheckpointOut | None = Field(
         None, description="What `POST …/resume` (cancelled, failed) or `…/continue` (succeeded) goes on from."
     )
-
-
-class ContinueIn(BaseModel):
-    """How much longer to train a succeeded job."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: int = Field(ge=1, le=1000, description="Epochs to train beyond those the job has.")
 
 
 class KernelImageOut(BaseModel):

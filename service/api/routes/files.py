@@ -9,7 +9,8 @@ from service import artifacts, queries
 from service.api.deps import JobIdPath, ReadDatabaseDep, StoreDep
 from service.api.files import serve_artifact
 from service.api.presenter import PNG
-from service.api.schemas import ArtifactList, ArtifactOut, CheckpointOut
+from service.api.resume_schemas import CheckpointOut
+from service.api.schemas import ArtifactList, ArtifactOut
 from service.storage import ArtifactStore, checkpoint_key
 
 # What the worker writes: curves and kernel grids, metrics.csv, weights.pt.

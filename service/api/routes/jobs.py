@@ -22,7 +22,8 @@ from service.api.deps import (
     StoreDep,
 )
 from service.api.presenter import BODY_ERRORS, job_out
-from service.api.schemas import ContinueIn, ErrorBody, EstimateOut, JobList, JobOut
+from service.api.resume_schemas import ContinueIn
+from service.api.schemas import ErrorBody, EstimateOut, JobList, JobOut
 from service.models import Status
 from service.spec import DEMO, JobSpec, check_new
 
