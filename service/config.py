@@ -61,8 +61,11 @@ class Settings(BaseSettings):
     access_log: bool = Field(True, description="one line per request on stdout")
     api_token: str = Field(
         "",
-        description="the bootstrap admin's bearer token (users added with `python -m service.users` have their own); "
-        "with neither, no authentication, for trusted networks only",
+        description="the bootstrap admin's bearer token (users added with `python -m service.users` have their own), "
+        "which every request must carry, as a bearer token or the dashboard's sign-in cookie, except these, open to "
+        "all: /health (saying only whether the service is up), /openapi.json, /docs, /redoc, /session (signing in), "
+        "and the dashboard's pages and scripts (/, /ui/…), which hold no data; with neither this nor any user, no "
+        "authentication, for trusted networks only",
     )
     # A class of 30 on one server: enough for a student's small sweep, not enough to hold a day's queue alone.
     max_active_jobs: int = Field(

@@ -13,7 +13,7 @@ from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from service.errors import NotFound
-from service.models import Artifact, EpochMetric, Job, Status, Sweep, Worker, utcnow
+from service.models import FINISHED, Artifact, EpochMetric, Job, Status, Sweep, Worker, utcnow
 
 # Largest id a BIGINT can hold; anything above cannot name a job.
 MAX_ID = 2**63 - 1
@@ -158,10 +158,13 @@ def artifact_rows(session: Session, job_id: int, prefix: str = "") -> Sequence[R
     return _rows(session, query.order_by(ARTIFACTS.c.name))
 
 
-def artifact_row(session: Session, job_id: int, name: str) -> Row[Any]:
-    """One artifact's row, or NotFound saying it is not there (yet)."""
+def artifact_row(session: Session, job_id: int, name: str, status: str | None = None) -> Row[Any]:
+    """One artifact's row, or NotFound saying it is not there: yet, or (given the job's `status`, once finished)
+    ever."""
     rows = _rows(session, select(ARTIFACTS).where(ARTIFACTS.c.job_id == job_id, ARTIFACTS.c.name == name))
     if not rows:
+        if status in FINISHED:
+            raise NotFound(f"job {job_id} has no artifact {name!r}, and will not have one: it is {status}")
         raise NotFound(f"job {job_id} has no artifact {name!r} (yet)")
     return rows[0]
 

@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
+from difflib import get_close_matches
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,9 +19,11 @@ from service import idempotency, jobs
 from service.errors import Conflict, Detail, InvalidRequest
 from service.models import Job, Status, Sweep, utcnow
 from service.queries import sweep_row
-from service.spec import JobSpec
+from service.spec import JobSpec, label
 from service.sweep_spec import MAX_JOBS, SweepIn
 
+# A job's name is at most this long (JobSpec.name's bound).
+NAME_LENGTH = 200
 # How much of an invalid combination a message quotes: enough to recognise it, short enough to read.
 MAX_QUOTED = 300
 
@@ -31,12 +34,21 @@ def expand(base: JobSpec, grid: Mapping[str, Sequence[Any]]) -> list[tuple[dict[
     InvalidRequest for a key that is no spec field, an empty list, a repeated value, more than MAX_JOBS jobs, or a
     combination that is not a valid spec (the first, named).
     """
-    unknown = [key for key in grid if key not in JobSpec.model_fields]
+    unknown = {key: _meant(key) for key in grid if key not in JobSpec.model_fields}
     if unknown:
         verb = "is" if len(unknown) == 1 else "are"
+        guesses = [f'"{meant}" for {key!r}' for key, meant in unknown.items() if meant]
+        hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
         raise InvalidRequest(
-            f"grid keys must be job spec fields; {', '.join(map(repr, unknown))} {verb} not",
-            [Detail(loc=["body", "grid", key], msg="not a job spec field", type="unknown_field") for key in unknown],
+            f"grid keys must be job spec fields; {', '.join(map(repr, unknown))} {verb} not{hint}",
+            [
+                Detail(
+                    loc=["body", "grid", key],
+                    msg=f'not a job spec field; did you mean "{meant}"?' if meant else "not a job spec field",
+                    type="unknown_field",
+                )
+                for key, meant in unknown.items()
+            ],
         )
     for key, values in grid.items():
         if not values:
@@ -58,6 +70,12 @@ def expand(base: JobSpec, grid: Mapping[str, Sequence[Any]]) -> list[tuple[dict[
         resolved = spec.model_dump(mode="json")
         combinations.append(({key: resolved[key] for key in grid}, spec))
     return combinations
+
+
+def _meant(key: str) -> str | None:
+    """The spec field a misspelt grid key is close to (as a misspelt top-level field gets), if one is."""
+    close = get_close_matches(key, JobSpec.model_fields, n=1)
+    return close[0] if close else None
 
 
 def _invalid_combination(params: dict[str, Any], exc: ValidationError) -> InvalidRequest:
@@ -101,8 +119,11 @@ def create_sweep(
     stored = idempotency.insert(session, sweep)
     if stored is not sweep:  # a concurrent request with the same key created it first
         return stored
-    for _, spec in combinations:
-        jobs.create_job(session, spec, sweep_id=sweep.id, owner=owner)
+    # Each job named by its sweep and its grid values ("optimizers · sgd lr 1e-3"), wherever jobs are listed.
+    prefix = body.base.name or body.name or f"sweep {sweep.id}"
+    for params, spec in combinations:
+        name = f"{prefix} · {label(params)}"[:NAME_LENGTH]
+        jobs.create_job(session, spec.model_copy(update={"name": name}), sweep_id=sweep.id, owner=owner)
     return sweep
 
 

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from service import jobs
 from service.config import Settings
 from service.db import transaction
+from service.models import Status
 from service.spec import DEMO
 from tests.helpers import Sessions, assert_error, make_settings, publish_artifact
 
@@ -30,10 +31,19 @@ def claim_next(sessions: Sessions) -> jobs.Claim:
 def test_artifacts_not_drawn_yet_are_404_saying_so(client: TestClient) -> None:
     job_id = client.post("/jobs", json=DEMO).json()["id"]
     error = assert_error(client.get(f"/jobs/{job_id}/curves.png"), 404, "not_found")
-    assert "curves.png" in error["message"]
+    assert error["message"] == f"job {job_id} has no artifact 'curves.png' (yet)"
     assert_error(client.get(f"/jobs/{job_id}/kernels/conv1/trained.png"), 404, "not_found")
     assert client.get(f"/jobs/{job_id}/kernels").json() == {"job_id": job_id, "kernels": [], "epochs": []}
-    assert client.get(f"/jobs/{job_id}/artifacts").json() == {"job_id": job_id, "artifacts": []}
+    assert client.get(f"/jobs/{job_id}/artifacts").json() == {"job_id": job_id, "artifacts": [], "checkpoint": None}
+
+
+def test_a_failed_jobs_missing_files_are_404_saying_they_will_not_come(client: TestClient, sessions: Sessions) -> None:
+    job_id = client.post("/jobs", json=DEMO).json()["id"]
+    claim = claim_next(sessions)
+    with transaction(sessions) as s:
+        jobs.finish(s, claim.job_id, claim.token, Status.FAILED, "boom")
+    error = assert_error(client.get(f"/jobs/{job_id}/curves.png"), 404, "not_found")
+    assert error["message"] == f"job {job_id} has no artifact 'curves.png', and will not have one: it is failed"
 
 
 def test_recorded_artifacts_are_listed_and_served(client: TestClient, settings: Settings, sessions: Sessions) -> None:

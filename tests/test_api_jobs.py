@@ -64,7 +64,9 @@ def test_submit_returns_201_with_location_and_the_fully_resolved_spec(client: Te
         "updated_at": None,
     }
     assert job["links"]["curves"] == f"/jobs/{job['id']}/curves.png"
-    assert client.get(f"/jobs/{job['id']}").json() == job
+    # The same job, read back; only the POST's answer says how long it should take.
+    assert client.get(f"/jobs/{job['id']}").json() == {**job, "estimate": None}
+    assert job["estimate"]["warning"] == "no worker is running: the job waits in the queue until one starts"
 
 
 def test_submit_without_a_body_queues_the_defaults(client: TestClient) -> None:

@@ -51,6 +51,20 @@ def test_a_sweep_names_the_field_meant_in_its_base_and_at_its_top(client: TestCl
     assert messages[("body", "gird")].endswith('did you mean "grid"?')
 
 
+def test_a_misspelt_grid_key_names_the_field_meant(client: TestClient) -> None:
+    response = client.post("/sweeps", json={"base": DEMO, "grid": {"lerning_rate": [0.1], "colour": ["red"]}})
+    error = assert_error(response, 422, "invalid_request")
+    assert error["message"] == (
+        "grid keys must be job spec fields; 'lerning_rate', 'colour' are not "
+        "(did you mean \"learning_rate\" for 'lerning_rate'?)"
+    )
+    assert [(d["loc"], d["msg"]) for d in error["details"]] == [
+        (["body", "grid", "lerning_rate"], 'not a job spec field; did you mean "learning_rate"?'),
+        (["body", "grid", "colour"], "not a job spec field"),
+    ]
+    assert total_jobs(client) == 0
+
+
 def test_a_rerun_with_a_misspelt_field_names_the_field_meant(client: TestClient) -> None:
     job = client.post("/jobs", json=DEMO).json()
     (detail,) = _details(client, f"/jobs/{job['id']}/rerun", {"epoch": 5})

@@ -18,7 +18,8 @@ from service.spec import DEMO, JobSpec
 from service.storage import make_store
 from tests.helpers import Sessions, queue_jobs
 from worker import checkpoint
-from worker.checkpoint import Checkpoint, Checkpoints, RngState
+from worker.checkpoint import Checkpoint, RngState
+from worker.checkpoints import Checkpoints
 from worker.data import Dataset
 from worker.measures import WEIGHT_LAYERS
 from worker.model import Kernels

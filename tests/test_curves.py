@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from service.spec import compact_number, run_title
 from tests.pictures import assert_readable_png, record
 from worker.pictures import charts
 
@@ -103,14 +104,14 @@ def test_curves_with_a_diverged_loss_leave_a_gap_instead_of_failing(tmp_path: Pa
 def test_run_title_names_dataset_optimizer_rate_batch_size_and_precision(
     args: tuple[str, str, float, int, int, str], expected: str
 ) -> None:
-    assert charts.run_title(*args) == expected
+    assert run_title(*args) == expected
 
 
 @pytest.mark.parametrize(
     ("rate", "text"), [(1e-4, "1e-4"), (3e-4, "3e-4"), (0.01, "1e-2"), (2.5e-3, "2.5e-3"), (0.1, "1e-1"), (1.0, "1")]
 )
 def test_learning_rates_are_written_in_compact_exponent_form(rate: float, text: str) -> None:
-    assert charts.compact_number(rate) == text
+    assert compact_number(rate) == text
 
 
 def test_curves_title_says_which_epoch_of_how_many_until_the_last(tmp_path: Path, drawn: list[Figure]) -> None:

@@ -17,7 +17,7 @@ from service.storage import ArtifactStore, LocalStore, make_store
 from service.storage.s3 import S3Store
 from tests.helpers import Sessions, assert_error, make_settings
 from tests.test_checkpoints import checkpoint_after
-from worker.checkpoint import Checkpoints
+from worker.checkpoints import Checkpoints
 from worker.publish import ArtifactWriter
 
 EPOCH = {"epoch": 1, "train_loss": 2.0, "test_loss": 2.1, "test_accuracy": 0.2, "seconds": 1.0, "images_per_second": 9}

@@ -60,8 +60,9 @@ def tiny_volume(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture
 def job_volume(tmp_path: Path) -> Iterator[Path]:
-    """1.2 GiB: room for one job's checkpoint (684 MB) and weights (228 MB), little more."""
-    yield from small_volume(tmp_path / "artifacts", 1200 * MiB)()
+    """1.7 GiB: room for what a job writes at its last epoch, little more: the previous epoch's checkpoint, the final
+    one that replaces it (684 MB each; kept for a continue) and the weights (228 MB)."""
+    yield from small_volume(tmp_path / "artifacts", 1700 * MiB)()
 
 
 def fill(volume: Path, leave: int) -> Path:

@@ -4,13 +4,17 @@ all taken from the settings' own fields; no setting goes undescribed."""
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from bench.processes import ROOT
 from service.api.__main__ import READS as API_READS
+from service.api.app import create_app
 from service.config import Settings
 from service.supervise.__main__ import READS as SUPERVISOR_READS
+from tests.helpers import make_settings
 from worker.__main__ import READS as WORKER_READS
 
 PROGRAMS = {"service.api": API_READS, "service.supervise": SUPERVISOR_READS, "worker": WORKER_READS}
@@ -61,3 +65,18 @@ def test_the_supervisors_help_points_to_what_its_children_read() -> None:
     shown = flat(help_text("service.supervise"))
     assert " WORKERS " in shown
     assert "python -m service.api --help" in shown and "python -m worker --help" in shown
+
+
+def test_the_apis_help_names_exactly_the_routes_open_without_the_token(tmp_path: Path, sqlite_url: str) -> None:
+    shown = flat(help_text("service.api"))
+    open_paths = ["/health", "/openapi.json", "/docs", "/redoc", "/session", "/", "/ui/"]
+    for path in open_paths[:-2]:
+        assert f" {path}," in shown or f" {path} " in shown, path
+    assert "(/, /ui/…)" in shown
+    settings = make_settings(tmp_path, sqlite_url, api_token="s3cret")
+    with TestClient(create_app(settings)) as client:
+        for path in open_paths:
+            assert client.get(path, follow_redirects=False).status_code in (200, 307), path
+        # Everything else, the data the pages read included, is refused without it.
+        for path in ("/jobs", "/sweeps", "/events", "/metrics", "/jobs/1/artifacts"):
+            assert client.get(path).status_code == 401, path

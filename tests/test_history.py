@@ -5,17 +5,21 @@ import io
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from service.api.app import create_app
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker
+from service.spec import run_title
 from tests.helpers import assert_error, make_settings, queue_jobs, sqlite_database
+from worker.hardware import bf16_is_native
 from worker.loop import Worker
 
 pytestmark = pytest.mark.slow
@@ -130,3 +134,24 @@ def test_each_epochs_confusion_mistakes_and_the_weight_change_are_pictures(train
     assert first.std() > 10
     mistakes = pixels(client.get(f"/jobs/{job_id}/mistakes.png", params={"epoch": 1}))
     assert mistakes.std() > 10
+
+
+def test_pictures_drawn_on_request_are_titled_with_the_run_as_the_workers_are(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, job_id, _ = trained
+    renderer = client.app.state.renderer  # type: ignore[attr-defined]
+    titles: list[str] = []
+    draw = renderer.draw
+
+    async def noting(picture: Any, key: str, suffix: str) -> Path:
+        titles.append(picture.title)
+        return await draw(picture, key, suffix)
+
+    monkeypatch.setattr(renderer, "draw", noting)
+    for path in ("confusion.png", "mistakes.png"):
+        assert client.get(f"/jobs/{job_id}/{path}", params={"epoch": 1}).status_code == 200
+    assert client.get(f"/jobs/{job_id}/kernels/conv1/evolution.gif").status_code == 200
+    # What the worker's JobPictures titles its own with: the run, in the precision it trained in.
+    precision = "bf16" if bf16_is_native(torch.device("cpu")) else "fp32"
+    assert titles == [run_title("synthetic", "adam", 1e-4, 32, 63, precision)] * 3

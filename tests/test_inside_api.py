@@ -27,7 +27,7 @@ from tests.helpers import make_settings, publish_artifact, queue_jobs, sqlite_da
 from tests.test_checkpoints import checkpoint_after
 from tests.test_predict import BAD_IMAGES, png
 from worker import synthetic
-from worker.checkpoint import Checkpoints
+from worker.checkpoints import Checkpoints
 from worker.data import load_dataset
 from worker.inside.activations import CONV_LAYERS
 from worker.model import build_model

@@ -59,3 +59,17 @@ def test_metrics_need_the_token_when_one_is_set(tmp_path: Path, sqlite_url: str)
     with TestClient(create_app(make_settings(tmp_path, sqlite_url, api_token="s3cret"))) as client:
         assert_error(client.get("/metrics"), 401, "unauthorized")
         assert ("alexnet_jobs_workers_alive", ()) in scrape(client, Authorization="Bearer s3cret")
+
+
+def test_long_polls_are_counted_but_not_timed(client: TestClient, sessions: Sessions) -> None:
+    (job_id,) = queue_jobs(sessions, **DEMO)
+    client.post(f"/jobs/{job_id}/cancel")  # finished: a wait answers at once, but it asked to be held
+    client.get(f"/jobs/{job_id}", params={"wait": 30})
+    client.get(f"/jobs/{job_id}", params={"wait": 0})
+    client.get(f"/jobs/{job_id}")
+
+    samples = scrape(client)
+    route = (("method", "GET"), ("route", "/jobs/{job_id}"))
+    assert samples[("alexnet_jobs_http_requests_total", (*route, ("status", "200")))] == 3
+    # Time spent waiting for a job is the job's, not the API's: it would set off latency alerts.
+    assert samples[("alexnet_jobs_http_request_duration_seconds_count", route)] == 2

@@ -19,7 +19,7 @@ from service.storage import make_store
 from service.storage.s3 import S3Store
 from tests.helpers import LIGHT_JOB, Sessions, assert_error, make_settings, queue_jobs
 from tests.test_checkpoints import checkpoint_after
-from worker.checkpoint import Checkpoints
+from worker.checkpoints import Checkpoints
 from worker.loop import Worker
 from worker.publish import ArtifactWriter
 
@@ -155,7 +155,8 @@ def test_a_worker_trains_into_the_bucket_and_the_api_serves_every_file_then_dele
             assert response.content[:4] in (b"\x89PNG", b"GIF8")
 
         assert not settings.artifact_dir.exists()  # all of it went to the bucket
-        assert store.checkpoint_names(job_id) == []  # a succeeded job keeps weights.pt, not its checkpoints
+        # A succeeded job keeps weights.pt and its final checkpoint (for a continue), not the earlier ones.
+        assert store.checkpoint_names(job_id) == [client.get(f"/jobs/{job_id}/artifacts").json()["checkpoint"]["name"]]
         assert store.staged_jobs() == []  # nor its staged files
 
         assert client.delete(f"/jobs/{job_id}").status_code == 204

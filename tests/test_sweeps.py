@@ -42,7 +42,9 @@ def test_a_sweep_queues_the_cartesian_product_over_the_base(client: TestClient) 
         assert job["sweep_id"] == sweep["id"]
         assert job["links"]["sweep"] == f"/sweeps/{sweep['id']}"
         # Each job is the base spec with its grid values, every other field resolved as POST /jobs resolves it.
-        expected = client.post("/jobs", json={**DEMO, **entry["params"]}).json()["spec"]
+        # Named by the sweep and its values, which is how the dashboard's lists show it.
+        named = {**DEMO, **entry["params"], "name": f"optimizers · {entry['label']}"}
+        expected = client.post("/jobs", json=named).json()["spec"]
         assert job["spec"] == expected
     assert client.get(f"/sweeps/{sweep['id']}").json() == sweep
 

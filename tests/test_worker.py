@@ -11,6 +11,7 @@ from PIL import Image
 from sqlalchemy import Row
 
 from service import queries
+from service.artifacts import checkpoint_position
 from service.config import Settings
 from service.db import transaction
 from service.models import EpochMetric, Job
@@ -101,7 +102,9 @@ def test_worker_trains_a_cifar_job_and_writes_metrics_and_every_picture(settings
 
     model = build_model(torch.device("cpu"), seed=123)
     model.load_state_dict(checkpoint.load(folder / "weights.pt"))
-    assert not (folder / "checkpoints").exists() or not any((folder / "checkpoints").iterdir())
+    # The final checkpoint alone stays, for a continue; the earlier epochs' are gone.
+    (kept,) = (folder / "checkpoints").iterdir()
+    assert kept.name == job.checkpoint and checkpoint_position(kept.name) == (2, 0)
 
 
 @pytest.mark.slow

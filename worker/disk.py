@@ -65,9 +65,9 @@ def checkpoint_bytes(optimizer: str) -> int:
     return weights_bytes() * (1 + OPTIMIZER_BUFFERS[optimizer])
 
 
-def largest_write(spec: JobSpec, epochs_left: int) -> int:
-    """The biggest file the job still has to write: a checkpoint while more than one epoch is left, else weights."""
-    return checkpoint_bytes(spec.optimizer) if epochs_left > 1 else weights_bytes()
+def largest_write(spec: JobSpec) -> int:
+    """The biggest file the job still has to write: a checkpoint (every epoch writes one, the last one too)."""
+    return checkpoint_bytes(spec.optimizer)
 
 
 def any_job_needs() -> int:

@@ -25,15 +25,18 @@ class StopReason(StrEnum):
 
 
 class Stopped(Exception):
-    """Raised by a hook to stop training between steps.
+    """Raised by a hook to stop training, between steps or within one.
 
-    `fit` re-raises it with `checkpoint` set: a callable that captures the state at the stopping point.
+    Between steps, `fit` re-raises it with `checkpoint` set: a callable that captures the state at the stopping
+    point. Within a step (or an evaluation) there is no such point: `checkpoint` stays None and `unfinished` names
+    the work dropped.
     """
 
     def __init__(self, reason: StopReason) -> None:
         super().__init__(reason)
         self.reason = reason
         self.checkpoint: Callable[[], Checkpoint] | None = None
+        self.unfinished: str | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class Hooks(Protocol):
         """Called after every training step; may raise Stopped. Must not block, but for `checkpoint()`: mid-epoch,
         what captures the state there (as `EpochEnd.checkpoint`), for a hook that checkpoints by time."""
 
+    def within_step(self) -> None:
+        """Called before each layer's forward and as each weight's gradient is computed, in training and
+        evaluation; may raise Stopped for a stop that needs no checkpoint (the work under way is dropped), so that a
+        long step does not delay it. Must be cheap: it runs dozens of times a step."""
+
     def on_epoch_end(self, end: EpochEnd) -> None: ...
 
 
@@ -79,6 +87,9 @@ class QuietHooks:
         pass
 
     def on_step(self, steps_done: int, checkpoint: Callable[[], Checkpoint] | None = None) -> None:
+        pass
+
+    def within_step(self) -> None:
         pass
 
     def on_epoch_end(self, end: EpochEnd) -> None:

@@ -1,6 +1,6 @@
 """Runs one claimed job: loads its data, trains, and publishes metrics, checkpoints and pictures.
 
-Every write is fenced by the claim's lease token (see `worker.publish` and `worker.checkpoint`). Metrics are recorded
+Every write is fenced by the claim's lease token (see `worker.publish` and `worker.checkpoints`). Metrics are recorded
 as each epoch ends; checkpoints (`worker.timed`) and pictures are written on background threads while training goes on.
 
 What is not the job's fault does not fail it: a database write that cannot get through is retried until it does
@@ -21,7 +21,8 @@ from service.config import Settings
 from service.models import Status
 from service.storage import ArtifactStore
 from worker import checkpoint, disk, retry
-from worker.checkpoint import Checkpoint, Checkpoints
+from worker.checkpoint import Checkpoint
+from worker.checkpoints import Checkpoints
 from worker.data import DataError, Dataset, load_dataset
 from worker.disk import DiskFull
 from worker.hardware import TrainingError, check_precision, resolve_device
@@ -59,7 +60,7 @@ class JobRun:
         self._state_dict: Callable[[], dict[str, torch.Tensor]] = dict
         self.log = JobLogger(claim.job_id)
 
-    # ------------------------------------------------------------ the whole run
+    # The whole run; then the hooks `fit` calls (on_start, on_step, within_step, on_epoch_end).
 
     def run(self) -> Status | None:
         """Train to the end and record how it ended: the job's final (or handed-back) status, or None when
@@ -77,9 +78,8 @@ class JobRun:
         data = self.load_data()
         self.pictures = JobPictures(self.files, spec, data)
         resume = self._resume()
-        epochs_left = spec.epochs - (len(resume.history) if resume else 0)
         # Room for its next file, counting its own checkpoint as room: where only that is missing it trains on.
-        disk.checkpoint_room(self.files.staging, disk.largest_write(spec, epochs_left), self.checkpoints.own_bytes())
+        disk.checkpoint_room(self.files.staging, disk.largest_write(spec), self.checkpoints.own_bytes())
         if spec.max_runtime_seconds:
             self.deadline = time.monotonic() + spec.max_runtime_seconds
         fit(spec, data, self, resume, Tuning.parse(self.settings.engine_tuning))
@@ -89,15 +89,13 @@ class JobRun:
         self.publisher.wait()
         status = self._end(Status.SUCCEEDED)
         if status == Status.SUCCEEDED:  # not when the lease was lost: the new owner may resume from them
-            self.checkpoints.discard_all()  # weights.pt holds what a user needs
+            self.checkpoints.discard_all_but_current()  # the final one stays, for a continue
             self.files.store.discard_staging(job_id)  # and what killed attempts left half-written
         return status
 
     def _settle(self, work: Callable[[], Status | None]) -> Status | None:
         """`work()`'s status, or what its exception makes of the job: the one place a run's endings are told apart.
-
-        A stop is settled here too (its own checkpoint and marking may meet a lost lease, a full disk or a database
-        gone away like any other write)."""
+        A stop is settled here too (its checkpoint and marking may meet a lost lease, a full disk, a database away)."""
         try:
             return work()
         except Stopped as stop:
@@ -138,6 +136,8 @@ class JobRun:
         if stop.reason == StopReason.LEASE:
             self.log.warning("lease lost; stopping without writing")
             return None
+        if stop.unfinished:
+            self.log.info("stopped (%s) during %s, which is dropped", stop.reason, stop.unfinished)
         self.publisher.wait()  # the previous epoch's checkpoint and pictures first
         if stop.reason == StopReason.SHUTDOWN and stop.checkpoint is not None:
             name = self.timer.hand_back(stop.checkpoint)
@@ -191,14 +191,10 @@ class JobRun:
             self.log.info("resuming after epoch %d, step %d", len(saved.history), saved.step)
         return saved
 
-    # ------------------------------------------------------------ hooks called by `fit`
-
     def on_start(self, info: StartInfo) -> None:
         """Training starts: record its device and size, and draw the initial pictures."""
         done = info.start_epoch * info.steps_per_epoch + self.resume_step
-        self.progress = Progress(
-            steps_done=done, steps_total=info.steps_total, steps_at_start=done, started=time.monotonic()
-        )
+        self.progress = Progress(done, info.steps_total, steps_at_start=done, started=time.monotonic())
         job_id, token = self.claim.job_id, self.claim.token
         self._write(
             lambda s: records.training_started(s, job_id, token, info.device, info.parameter_count, info.steps_total),
@@ -226,6 +222,14 @@ class JobRun:
         self.publisher.check()
         self.timer.step(checkpoint)
 
+    def within_step(self) -> None:
+        """Within a step: a cancel, a lost lease or the deadline drops the step under way; a shutdown waits for its
+        end, where the job checkpoints to resume exactly (the step has drawn dropout's random numbers by then)."""
+        if self.stop_reason in (StopReason.CANCEL, StopReason.LEASE):
+            raise Stopped(self.stop_reason)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Stopped(StopReason.TIMEOUT)
+
     def on_epoch_end(self, end: EpochEnd) -> None:
         """An epoch ended: record it, then checkpoint and draw it on the background threads."""
         r, job_id, token = end.result, self.claim.job_id, self.claim.token
@@ -241,8 +245,6 @@ class JobRun:
             r.images_per_second,
         )
         self._state_dict = end.state_dict
-        # The last epoch needs no checkpoint: weights.pt follows at once, and a crash in between costs
-        # one epoch, redone from the previous checkpoint.
-        if r.epoch != self.claim.spec.epochs:
-            self.timer.epoch_end(end.checkpoint)
+        # The last epoch's too: what POST /jobs/{id}/continue goes on from (weights.pt has no optimizer state).
+        self.timer.epoch_end(end.checkpoint)
         self.publisher.submit(partial(self.pictures.epoch, end.history, end.initial, end.trained))

@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 from service import jobs
 from worker import retry
-from worker.checkpoint import Checkpoint, Checkpoints
+from worker.checkpoint import Checkpoint
+from worker.checkpoints import Checkpoints
 from worker.publish import Publisher
 
 LANE = "checkpoints"
@@ -29,7 +30,7 @@ class CheckpointTimer:
         self._keep(capture)
 
     def epoch_end(self, capture: Callable[[], Checkpoint]) -> None:
-        """After an epoch (not the last: weights.pt follows it at once)."""
+        """After an epoch, the last one too (what continuing a finished job goes on from)."""
         self._keep(capture)
 
     def hand_back(self, capture: Callable[[], Checkpoint]) -> str | None:

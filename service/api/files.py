@@ -21,8 +21,8 @@ CHUNK_BYTES = 1 << 20
 
 def _stored(session: Session, store: ArtifactStore, job_id: int, name: str) -> tuple[str, str, int, Path | None]:
     """Where the job's artifact `name` is kept: its key, content type, size, and its path when on this machine."""
-    queries.job_row(session, job_id)  # NotFound for the job first
-    row = queries.artifact_row(session, job_id, name)
+    job = queries.job_row(session, job_id)  # NotFound for the job first
+    row = queries.artifact_row(session, job_id, name, job.status)
     return row.key, row.content_type, row.size, store.local_path(row.key)
 
 

@@ -8,6 +8,7 @@ time, so they are right whichever process changed them.
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -33,16 +34,18 @@ class Monitor:
         )
         self.latency = Histogram(
             f"{PREFIX}_http_request_duration_seconds",
-            "Time to answer an HTTP request (event streams excluded), by method and route template.",
+            "Time to answer an HTTP request (event streams and ?wait= long polls excluded), by method and route "
+            "template.",
             ("method", "route"),
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        """Count one answered request, and time it unless it was an event stream."""
+    def observe(self, method: str, route: str, status: int, seconds: float, waited: bool = False) -> None:
+        """Count one answered request, and time it unless it was an event stream or a long poll (`waited`: it asked
+        to be held until something happened, so its time is the job's, not the API's)."""
         self.requests.labels(method, route, str(status)).inc()
-        if not route.endswith(STREAMING_SUFFIXES):
+        if not waited and not route.endswith(STREAMING_SUFFIXES):
             self.latency.labels(method, route).observe(seconds)
 
     def exposition(self, snapshot: "Snapshot") -> bytes:
@@ -103,10 +106,20 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.monitor.observe(scope["method"], _route(scope), status, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            self.monitor.observe(scope["method"], _route(scope), status, seconds, _long_poll(scope))
 
 
 def _route(scope: Mapping[str, Any]) -> str:
     """The matched route's template; one label for everything unmatched, so a scanner cannot grow the series."""
     path = getattr(scope.get("route"), "path", None)
     return str(path) if path else "unmatched"
+
+
+def _long_poll(scope: Mapping[str, Any]) -> bool:
+    """Whether the request asked to wait (`?wait=S`, S > 0: GET /jobs/{id}, the filter pass's routes)."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("wait", [])
+    try:
+        return any(float(v) > 0 for v in values)
+    except ValueError:  # refused with a 422, at once
+        return False

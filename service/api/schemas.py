@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.api.resume_schemas import CheckpointOut
 from service.artifacts import Layer, Stage
 from service.contracts import EpochScalars, WeightChange
 from service.errors import Detail
@@ -22,6 +23,15 @@ class Progress(BaseModel):
     fraction: float = Field(description="Training steps done / all training steps, 0–1.")
     eta_seconds: float | None
     updated_at: datetime | None
+
+
+class EstimateOut(BaseModel):
+    """How long a job trains (training and evaluation; loading its data and the first pictures come on top), from
+    the live workers' measured epochs scaled to its spec, on the fastest of them."""
+
+    seconds: float | None = Field(description="None when no live worker has measured an epoch yet.")
+    basis: str = Field(description="Which measured epoch it is scaled from.")
+    warning: str | None = Field(description="Set when the job is long (over 10 minutes) or no worker is running.")
 
 
 class JobOut(BaseModel):
@@ -46,6 +56,9 @@ class JobOut(BaseModel):
     owner: str | None = Field(None, description="Who submitted it; null on a service without sign-in.")
     progress: Progress
     links: dict[str, str]
+    estimate: EstimateOut | None = Field(
+        None, description="Only in the answer of POST /jobs (and …/rerun): how long the job is expected to train."
+    )
 
 
 class JobList(BaseModel):
@@ -135,6 +148,9 @@ class ArtifactOut(BaseModel):
 class ArtifactList(BaseModel):
     job_id: int
     artifacts: list[ArtifactOut]
+    checkpoint: CheckpointOut | None = Field(
+        None, description="What `POST …/resume` (cancelled, failed) or `…/continue` (succeeded) goes on from."
+    )
 
 
 class KernelImageOut(BaseModel):

@@ -1,10 +1,13 @@
-"""A client's transitions: queue a job, cancel it, delete it once finished."""
+"""A client's transitions: queue a job, cancel it, resume or continue it from its checkpoint, delete it."""
 
+from typing import Any
+
+from pydantic import ValidationError
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from service import events, idempotency, wakeup
-from service.errors import Conflict
+from service.errors import Conflict, InvalidRequest
 from service.models import FINISHED, Job, Status, utcnow
 from service.queries import get_job
 from service.spec import JobSpec
@@ -84,3 +87,62 @@ def delete_job(session: Session, job_id: int) -> None:
     )
     if deleted.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(f"job {job_id} is {job.status}; cancel it first (POST /jobs/{job_id}/cancel)")
+
+
+def resume_job(session: Session, job_id: int) -> Job:
+    """Queue a cancelled or failed job again, to go on from its checkpoint: the same id, its epochs, files and log
+    kept, and its attempts counted afresh. Conflict for a job in another status, or one with no checkpoint."""
+    job = get_job(session, job_id)
+    if job.status not in (Status.CANCELLED, Status.FAILED):
+        hint = f"; POST /jobs/{job_id}/continue trains it for more epochs" if job.status == Status.SUCCEEDED else ""
+        raise Conflict(f"job {job_id} is {job.status}; only a cancelled or failed job is resumed{hint}")
+    if job.checkpoint is None:
+        raise Conflict(
+            f"job {job_id} has no checkpoint to resume from: it stopped before its first epoch ended "
+            f"(POST /jobs/{job_id}/rerun queues its spec again)"
+        )
+    return _requeue(session, job, Status(job.status), {})
+
+
+def continue_job(session: Session, job_id: int, epochs: int) -> Job:
+    """Queue a succeeded job again for `epochs` more epochs, from its final weights and optimizer state: its spec
+    then says the epochs it has in all, and training goes on exactly as a job of that many epochs would have."""
+    job = get_job(session, job_id)
+    if job.status != Status.SUCCEEDED:
+        raise Conflict(f"job {job_id} is {job.status}; only a succeeded job is continued")
+    if job.checkpoint is None:
+        raise Conflict(f"job {job_id} kept no final checkpoint (it finished before checkpoints were kept)")
+    total = job.spec["epochs"] + epochs
+    try:
+        spec = JobSpec.model_validate({**job.spec, "epochs": total})
+    except ValidationError as exc:
+        msg = f"job {job_id} has {job.spec['epochs']} epochs; {total} in all is more than a job may have (1000)"
+        raise InvalidRequest(msg, [{"loc": ["body", "epochs"], "msg": msg, "type": "less_than_equal"}]) from exc
+    return _requeue(session, job, Status.SUCCEEDED, {"spec": spec.model_dump(mode="json")})
+
+
+def _requeue(session: Session, job: Job, status: Status, values: dict[str, Any]) -> Job:
+    """Back to the queue from `status`, if it is still there (two clicks queue it once)."""
+    queued = session.execute(
+        update(Job)
+        .where(Job.id == job.id, Job.status == status)
+        .values(
+            **values,
+            status=Status.QUEUED,
+            cancel_requested=False,
+            error=None,
+            finished_at=None,
+            attempts=0,
+            runs_without_progress=0,  # its runs without progress are counted afresh, as its attempts are
+            waiting_for=None,
+            eta_seconds=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if queued.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(job)
+        raise Conflict(f"job {job.id} is {job.status} now")
+    events.emit_status(session, [job.id], Status.QUEUED)
+    wakeup.notify_queued(session)
+    session.refresh(job)
+    return job

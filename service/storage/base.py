@@ -51,6 +51,10 @@ class ArtifactStore(Protocol):
         """Read the file behind `key`; FileNotFoundError if there is none."""
         ...
 
+    def size(self, key: str) -> int:
+        """The size in bytes of the file behind `key`; FileNotFoundError if there is none."""
+        ...
+
     def delete(self, key: str) -> None:
         """Remove one file; a missing one is fine."""
         ...

@@ -64,6 +64,12 @@ class LocalStore:
             raise FileNotFoundError(key)
         return path.open("rb")
 
+    def size(self, key: str) -> int:
+        path = self.local_path(key)
+        if path is None:
+            raise FileNotFoundError(key)
+        return path.stat().st_size
+
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 

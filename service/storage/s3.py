@@ -76,6 +76,9 @@ class S3Store:
     def open(self, key: str) -> BinaryIO:
         return cast(BinaryIO, self.fs.open(self._path(key), "rb"))
 
+    def size(self, key: str) -> int:
+        return int(self.fs.size(self._path(key)))
+
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(key))

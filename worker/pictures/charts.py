@@ -14,7 +14,6 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from service.contracts import EpochRecord
-from service.spec import compact_number
 from worker.measures import LAYER_NAMES
 from worker.pictures import kernels
 
@@ -27,9 +26,6 @@ CHANCE_LOSS = math.log(10)
 CURVES_SIZE_IN = (10.0, 4.0)
 WEIGHT_CHANGE_SIZE_IN = (12.0, 5.2)
 
-DATASET_NAMES = {"cifar10": "CIFAR-10", "synthetic": "synthetic"}
-OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
-
 
 def plain(text: str) -> str:
     """User text (a job's name) as matplotlib should draw it: as itself, on one line.
@@ -38,21 +34,6 @@ def plain(text: str) -> str:
     an escaped dollar is drawn as a dollar. Line breaks and tabs become spaces: a title or a legend entry is one line.
     """
     return " ".join(text.split()).replace("$", r"\$")
-
-
-def run_title(
-    dataset: str, optimizer: str, learning_rate: float, batch_size: int, image_size: int, precision: str
-) -> str:
-    """A run in one line, e.g. "synthetic · Adam lr 1e-4 · batch 512 · 64 px · bf16"."""
-    return " · ".join(
-        (
-            DATASET_NAMES.get(dataset, dataset),
-            f"{OPTIMIZER_NAMES.get(optimizer, optimizer)} lr {compact_number(learning_rate)}",
-            f"batch {batch_size}",
-            f"{image_size} px",
-            precision,
-        )
-    )
 
 
 def draw_curves(

@@ -14,7 +14,7 @@ import numpy as np
 from service import artifacts
 from service.artifacts import Stage
 from service.contracts import EpochRecord
-from service.spec import JobSpec
+from service.spec import JobSpec, run_title
 from worker.data import Dataset
 from worker.model import Kernels
 from worker.pictures import charts, confusion, kernels, mistakes
@@ -46,7 +46,7 @@ class JobPictures:
     def start(self, precision: str, initial: Kernels) -> None:
         """Before the first step (or again on a resume): the initial grids and epoch 0's numbers."""
         s = self.spec
-        self.title = charts.run_title(s.dataset, s.optimizer, s.learning_rate, s.batch_size, s.image_size, precision)
+        self.title = run_title(s.dataset, s.optimizer, s.learning_rate, s.batch_size, s.image_size, precision)
         self._publish_all(
             [*self._kernels("initial", initial, 0), (artifacts.kernel_history(0), lambda p: save_kernels(initial, p))]
         )

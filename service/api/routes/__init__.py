@@ -17,6 +17,7 @@ from service.api.routes import (
     predict,
     session,
     sweeps,
+    turns,
     ui,
     users,
 )
@@ -26,6 +27,7 @@ from service.api.routes import (
 PUBLIC: tuple[APIRouter, ...] = (health.router, docs.router, session.router, ui.router)
 PROTECTED: tuple[APIRouter, ...] = (
     jobs.router,
+    turns.router,
     metrics.router,
     history.router,
     files.router,

@@ -147,7 +147,8 @@ class Reader:
             found = await self.db.run(poll, self.cursor, self.job_id)
             for event in found.sent:
                 yield event
-                if event.event == Kind.END:
+                # A resumed or continued job has an `end` per run: its stream ends at the last, once it is finished.
+                if event.event == Kind.END and found.end is not None and event.id == str(found.end):
                     raise Ended
             if found.last is not None:
                 self.cursor = found.last
@@ -200,8 +201,9 @@ async def stream(db: Database, hub: EventHub, cursor: int, job_id: int | None) -
                 continue  # sent already, from the table
             reader.cursor, quiet = event_id, 0.0
             yield event
-            if event.event == Kind.END:
-                return
+            if event.event == Kind.END:  # the table says whether it is the last: Ended once the job is finished
+                async for event in reader.catch_up():
+                    yield event
     except Ended:
         return
     finally:

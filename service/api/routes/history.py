@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, Response
-from sqlalchemy import Row
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,7 +20,8 @@ from service.artifacts import Layer, Stage
 from service.config import Settings
 from service.contracts import ConfusionDraw, EvolutionDraw, KernelsDraw, MistakesDraw
 from service.errors import NotFound
-from service.spec import JobSpec
+from service.models import Worker
+from service.spec import JobSpec, run_title
 from service.storage import ArtifactStore, local_copy
 
 Epoch = Annotated[
@@ -37,6 +38,23 @@ def _history(session: Session, job_id: int) -> tuple[Row[Any], dict[int, Row[Any
     rows = queries.artifact_rows(session, job_id, prefix=artifacts.KERNEL_HISTORY_PREFIX)
     by_epoch = {e: r for r in rows if (e := artifacts.parse_kernel_history(r.name)) is not None}
     return job, by_epoch
+
+
+def _title(session: Session, job: Row[Any]) -> str:
+    """The run's title, as the worker titles the pictures it draws: with the precision it trained in, which for
+    `auto` is bf16 where its worker has it natively (a CUDA GPU, or a CPU that the worker registered as such)."""
+    spec = JobSpec.model_validate(job.spec)
+    precision = spec.precision
+    if precision == "auto":
+        native = session.scalar(select(Worker.bf16_native).where(Worker.id == job.worker_id))
+        precision = "bf16" if job.device == "cuda" or native else "fp32"
+    return run_title(spec.dataset, spec.optimizer, spec.learning_rate, spec.batch_size, spec.image_size, precision)
+
+
+def _evaluated(session: Session, job_id: int, epoch: int) -> tuple[Row[Any], Row[Any], str]:
+    """The job, its evaluated epoch `epoch` and its title."""
+    job, row = queries.evaluated_epoch(session, job_id, epoch)
+    return job, row, _title(session, job)
 
 
 async def _sources(store: ArtifactStore, settings: Settings, rows: list[Row[Any]]) -> list[str]:
@@ -122,7 +140,7 @@ async def get_kernel_evolution(
 ) -> Response:
     """A layer's kernels over every epoch from 0, one frame an epoch; `diff` frames share one colour scale, so the
     change grows visibly."""
-    job, history = await db.run(lambda s: _history(s, job_id))
+    job, history, title = await db.run(lambda s: (*_history(s, job_id), _title(s, queries.job_row(s, job_id))))
     if not history:
         raise NotFound(f"job {job_id} has no kernel history yet: it starts when training starts")
     rows = [history[e] for e in sorted(history)]
@@ -131,7 +149,7 @@ async def get_kernel_evolution(
         layer=layer,
         stage=stage,
         filter=spec.conv2_filter,
-        title=f"job {job_id}" + (f" · {job.name}" if job.name else ""),
+        title=title,
         sources=await _sources(store, settings, rows),
     )
     key = f"evolution {job_id} {layer} {stage} " + " ".join(f"{r.key}@{r.updated_at}" for r in rows)
@@ -145,9 +163,9 @@ async def get_confusion_image(
     """The test set's confusion matrix after an epoch: counts, coloured by share of each true class."""
     if epoch is None:
         return await serve_artifact(db, store, job_id, artifacts.CONFUSION)
-    _, row = await db.run(lambda s: queries.evaluated_epoch(s, job_id, epoch))
+    _, row, title = await db.run(_evaluated, job_id, epoch)
     record = records.epoch_record(row)
-    request = ConfusionDraw(matrix=record.confusion, classes=record.classes, epoch=epoch, title=f"job {job_id}")
+    request = ConfusionDraw(matrix=record.confusion, classes=record.classes, epoch=epoch, title=title)
     path = await renderer.draw(request, f"confusion {job_id} {epoch} {row.created_at}", ".png")
     return await send_picture(path, "image/png")
 
@@ -164,7 +182,7 @@ async def get_mistakes_image(
     """Up to 64 test images the network got wrong after an epoch, each labelled "true → predicted"."""
     if epoch is None:
         return await serve_artifact(db, store, job_id, artifacts.MISTAKES)
-    job, row = await db.run(lambda s: queries.evaluated_epoch(s, job_id, epoch))
+    job, row, title = await db.run(_evaluated, job_id, epoch)
     record = records.epoch_record(row)
     request = MistakesDraw(
         spec=JobSpec.model_validate(job.spec),
@@ -172,7 +190,7 @@ async def get_mistakes_image(
         mistakes=record.mistakes,
         classes=record.classes,
         epoch=epoch,
-        title=f"job {job_id}",
+        title=title,
     )
     path = await renderer.draw(request, f"mistakes {job_id} {epoch} {row.created_at}", ".png")
     return await send_picture(path, "image/png")

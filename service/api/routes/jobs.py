@@ -1,4 +1,4 @@
-"""Jobs: submit, list, read, cancel, delete."""
+"""Jobs: submit, rerun, list, read, delete (cancel, resume and continue: `service.api.routes.turns`)."""
 
 import asyncio
 import logging
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import idempotency, jobs, queries
+from service import estimates, idempotency, jobs, queries
 from service.api.auth import PersonDep
 from service.api.deps import (
     JSON_BODY,
@@ -24,7 +24,7 @@ from service.api.deps import (
     StoreDep,
 )
 from service.api.presenter import BODY_ERRORS, job_out
-from service.api.schemas import ErrorBody, JobList, JobOut
+from service.api.schemas import ErrorBody, EstimateOut, JobList, JobOut
 from service.config import Settings
 from service.models import Job, Status
 from service.spec import DEMO, JobSpec, check_new
@@ -41,7 +41,7 @@ router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 EXAMPLES = {
     "quick synthetic demo": {
-        "summary": "3 epochs on 1,280 generated images at 64×64: learns them in about a minute on a CPU",
+        "summary": "3 epochs on 1,280 generated images at 64×64: learns them in 1–2 minutes on a CPU",
         "value": DEMO,
     },
     "the lecture": {
@@ -63,10 +63,14 @@ OVER_QUOTA: dict[int | str, dict[str, Any]] = {
 
 
 def submitted(session: Session, spec: JobSpec, idempotency_key: str | None, who: Person, settings: Settings) -> JobOut:
-    """The job queued for `spec` (or the one an earlier request with the same key queued), within `who`'s quota."""
+    """The job queued for `spec` (or the one an earlier request with the same key queued), within `who`'s quota,
+    with how long it should take."""
     if idempotency.earlier(session, Job, idempotency_key, idempotency.fingerprint(spec)) is None:
         access.require_quota(session, who, 1, settings.max_active_jobs, settings.max_sweep_jobs, sweep=False)
-    return job_out(jobs.create_job(session, spec, idempotency_key, owner=who.name))
+    job = job_out(jobs.create_job(session, spec, idempotency_key, owner=who.name))
+    estimate = estimates.estimate(session, spec, settings.worker_alive_seconds)
+    job.estimate = EstimateOut.model_validate(estimate, from_attributes=True)
+    return job
 
 
 def rerun(
@@ -105,12 +109,6 @@ def one(session: Session, job_id: int) -> JobOut:
     return job_out(queries.job_row(session, job_id))
 
 
-def cancelled(session: Session, job_id: int, who: Person) -> JobOut:
-    """The job once cancelled (or asked to stop), by its owner or an admin."""
-    access.require_owner(who, queries.job_row(session, job_id).owner, f"job {job_id}", "cancel")
-    return job_out(jobs.cancel_job(session, job_id, by=who.name))
-
-
 def deleted(session: Session, job_id: int, who: Person) -> None:
     """The finished job removed, by its owner or an admin."""
     access.require_owner(who, queries.job_row(session, job_id).owner, f"job {job_id}", "delete")
@@ -127,7 +125,8 @@ async def submit_job(
     spec: Annotated[JobSpec | None, Body(openapi_examples=EXAMPLES)] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JobOut:
-    """Queue a training job; the answer echoes the spec with every default filled in."""
+    """Queue a training job; the answer echoes the spec with every default filled in, and says how long it is
+    expected to train (from the live workers' measured speed), with a warning when that is long."""
     spec = spec or JobSpec()
     check_new(spec)
     job = await db.run(submitted, spec, idempotency_key, who, settings)
@@ -201,13 +200,6 @@ async def get_job(
             return job
         # One short read each time: a waiting client holds no transaction and no connection.
         await asyncio.sleep(min(WAIT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-
-
-@router.post("/{job_id}/cancel", responses=NOT_NOW)
-async def cancel_job(job_id: JobIdPath, db: DatabaseDep, who: PersonDep) -> JobOut:
-    """Cancel a queued job at once, or ask a running one to stop (it keeps what it has); 409 if finished. A member
-    cancels only their own jobs."""
-    return await db.run(cancelled, job_id, who)
 
 
 @router.delete("/{job_id}", status_code=204, response_class=Response, responses=NOT_NOW)

@@ -5,7 +5,7 @@ import { LineChart, PALETTE, align } from "./charts.js";
 import { debounce, fill, h, showError } from "./dom.js";
 import { follow } from "./events.js";
 import { Downloads } from "./downloads.js";
-import { FINISHED, duration, number, percent, progressText, when } from "./format.js";
+import { FINISHED, bytes, duration, number, percent, progressText, when } from "./format.js";
 import { LogView } from "./log.js";
 import { Pictures } from "./pictures.js";
 import { ensureSignedIn, mayChange } from "./signin.js";
@@ -14,7 +14,13 @@ const LOG_TAIL = 200;
 const id = pathId();
 const base = `/jobs/${encodeURIComponent(id)}`;
 const $ = (name) => document.getElementById(name);
-const state = { job: null, epochs: new Map(), steps: { points: [], steps_total: null }, files: [] };
+const state = {
+  job: null,
+  epochs: new Map(),
+  steps: { points: [], steps_total: null },
+  files: [],
+  checkpoint: null, // what a resume or a continue goes on from, as GET …/artifacts lists it
+};
 
 const epochLabel = (v) => (Number.isInteger(v) ? String(v) : String(Math.round(v * 100) / 100));
 const loss = new LineChart($("loss-chart"), {
@@ -55,8 +61,10 @@ function renderJob() {
     $("job-summary"),
     fact(
       "Status",
-      h("span", { class: `badge status-${job.status}` }, job.status),
-      job.cancel_requested && !FINISHED.has(job.status) ? h("span", { class: "note" }, "cancel requested") : null,
+      // Asked to stop, it still runs for a few seconds, until the worker's next heartbeat hears of it.
+      job.cancel_requested && !FINISHED.has(job.status)
+        ? h("span", { class: "badge status-cancelling" }, "cancelling…")
+        : h("span", { class: `badge status-${job.status}` }, job.status),
     ),
     fact(
       "Progress",
@@ -76,6 +84,7 @@ function renderJob() {
     job.sweep_id ? fact("Sweep", h("a", { href: `/ui/sweeps/${job.sweep_id}` }, `sweep ${job.sweep_id}`)) : [],
     job.waiting_for ? fact("Waiting for", job.waiting_for) : [],
     job.error ? fact("Error", h("span", { class: "error-text" }, job.error)) : [],
+    state.checkpoint && FINISHED.has(job.status) ? fact("Checkpoint", checkpointText(state.checkpoint)) : [],
   );
   // Offered only to whoever may use them (the job's owner, an admin); the API checks again.
   const allowed = mayChange(job);
@@ -83,10 +92,22 @@ function renderJob() {
   $("rerun").hidden = !allowed;
   $("delete").hidden = !allowed || !FINISHED.has(job.status);
   $("cancel").disabled = FINISHED.has(job.status) || job.cancel_requested;
+  // Resume a stopped job, continue a succeeded one: only from a checkpoint it kept.
+  const stopped = job.status === "cancelled" || job.status === "failed";
+  $("resume").hidden = !stopped;
+  $("resume").disabled = !state.checkpoint;
+  $("resume").title = state.checkpoint ? "" : "It stopped before its first epoch ended: there is no checkpoint.";
+  $("continue-box").hidden = job.status !== "succeeded";
+  $("continue").disabled = !state.checkpoint;
   fill(
     $("spec"),
     Object.entries(job.spec).map(([key, value]) => fact(key, value === null ? "—" : String(value))),
   );
+}
+
+function checkpointText(c) {
+  const where = c.step ? `epoch ${c.epoch} and ${c.step} steps` : `epoch ${c.epoch}`;
+  return `after ${where} · ${bytes(c.size)}`;
 }
 
 async function loadJob() {
@@ -111,7 +132,9 @@ function renderCurves() {
   $("latest-epoch").textContent = last
     ? `Epoch ${last.epoch} of ${state.job.progress.epochs_total}: train loss ${number(last.train_loss)}, ` +
       `test loss ${number(last.test_loss)}, test accuracy ${percent(last.test_accuracy)}.`
-    : "No epoch has finished yet.";
+    : FINISHED.has(state.job.status)
+      ? `No epoch finished: the job ${state.job.status === "cancelled" ? "was cancelled" : state.job.status} before its first epoch ended.`
+      : "No epoch has finished yet.";
 }
 
 async function loadMetrics() {
@@ -128,7 +151,10 @@ async function loadSteps() {
 // ---------------------------------------------------------------- pictures, files and the log
 
 async function loadFiles() {
-  state.files = (await api(`${base}/artifacts`)).artifacts;
+  const listing = await api(`${base}/artifacts`);
+  state.files = listing.artifacts;
+  state.checkpoint = listing.checkpoint;
+  renderJob();
   downloads.setFiles(state.files);
   await pictures.refresh(state.epochs.keys(), state.files);
 }
@@ -152,7 +178,7 @@ $("cancel").addEventListener("click", async () => {
   try {
     state.job = await api(`${base}/cancel`, { method: "POST" });
     renderJob();
-    say(state.job.status === "cancelled" ? "Cancelled." : "Asked to stop: it stops within a step.");
+    say(state.job.status === "cancelled" ? "Cancelled." : "Cancelling…: it stops within seconds.");
   } catch (error) {
     say(error.message);
   }
@@ -167,6 +193,21 @@ $("delete").addEventListener("click", async () => {
     say(error.message);
   }
 });
+
+// Back to the queue as the same job: the page follows it from the start again.
+async function requeue(path, body) {
+  try {
+    await api(`${base}/${path}`, { method: "POST", body });
+    location.reload();
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+$("resume").addEventListener("click", () => requeue("resume"));
+$("continue").addEventListener("click", () =>
+  requeue("continue", { epochs: Number($("continue-epochs").value) }),
+);
 
 $("rerun").addEventListener("click", async () => {
   try {

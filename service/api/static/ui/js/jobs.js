@@ -18,7 +18,7 @@ const tbody = $("jobs-table").querySelector("tbody");
 function statusCell(job) {
   return [
     h("span", { class: `badge status-${job.status}` }, job.status),
-    job.cancel_requested && !FINISHED.has(job.status) ? h("span", { class: "note" }, "cancelling") : null,
+    job.cancel_requested && !FINISHED.has(job.status) ? h("span", { class: "note" }, "cancelling…") : null,
     job.waiting_for ? h("span", { class: "note" }, job.waiting_for) : null,
     job.error ? h("span", { class: "note error-text", title: job.error }, job.error) : null,
   ];

@@ -4,6 +4,16 @@
 
 import { api, ApiError } from "./api.js";
 import { append, fill, h, prose, showError } from "./dom.js";
+import { duration } from "./format.js";
+
+/** What POST /jobs expects the job to take, and its warning (a long job, no worker), as text to append. */
+function estimateText(job) {
+  const e = job.estimate;
+  if (!e) return [];
+  const time = e.seconds === null ? "" : ` It should train in about ${duration(e.seconds)} (from ${e.basis}).`;
+  const warning = e.warning ? h("strong", { class: "estimate-warning" }, ` Note: ${e.warning}.`) : "";
+  return [time, warning];
+}
 
 /** A property's schema with `$ref`s followed and a nullable `anyOf` unwrapped: {schema, nullable}. */
 function describe(openapi, prop) {
@@ -169,7 +179,7 @@ export function buildForm(form, openapi, { onCreated }) {
     submit.disabled = true;
     try {
       const job = await api("/jobs", { method: "POST", body: out });
-      fill(message, "Queued ", h("a", { href: `/ui/jobs/${job.id}` }, `job ${job.id}`), ".");
+      fill(message, "Queued ", h("a", { href: `/ui/jobs/${job.id}` }, `job ${job.id}`), ".", ...estimateText(job));
       onCreated(job);
     } catch (error) {
       if (error instanceof ApiError && error.details) {
