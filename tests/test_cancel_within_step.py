@@ -24,7 +24,7 @@ class StopsWithinTheStep(QuietHooks):
     def __init__(self, at: int) -> None:
         self.at, self.checks, self.steps = at, 0, 0
 
-    def on_step(self, steps_done: int) -> None:
+    def on_step(self, steps_done: int, checkpoint: object = None) -> None:
         self.steps = steps_done
 
     def within_step(self) -> None:

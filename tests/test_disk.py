@@ -65,6 +65,12 @@ def job_volume(tmp_path: Path) -> Iterator[Path]:
     yield from small_volume(tmp_path / "artifacts", 1700 * MiB)()
 
 
+@pytest.fixture
+def one_checkpoint_volume(tmp_path: Path) -> Iterator[Path]:
+    """1.2 GiB: room for one checkpoint (684 MB) and the weights, not for two checkpoints."""
+    yield from small_volume(tmp_path / "artifacts", 1200 * MiB)()
+
+
 def fill(volume: Path, leave: int) -> Path:
     """Take all but `leave` bytes of the volume's free space with a file; the file."""
     ballast = volume / "ballast"
@@ -132,11 +138,11 @@ def test_a_full_disk_holds_jobs_back_without_failing_them_until_there_is_room(
 
 
 def test_a_volume_with_room_for_one_checkpoint_but_not_two_trains_on_without_the_second(
-    job_volume: Path, tmp_path: Path, sqlite_url: str
+    one_checkpoint_volume: Path, tmp_path: Path, sqlite_url: str
 ) -> None:
-    # 1.2 GiB: epoch 1's checkpoint (684 MB) fits; epoch 2's cannot fit beside it, and only the job's own takes the
-    # room, so waiting could never help: it trains on, still protected by epoch 1's.
-    settings = make_settings(tmp_path, sqlite_url, artifact_dir=job_volume, heartbeat_seconds=0.5)
+    # Epoch 1's checkpoint (684 MB) fits; epoch 2's cannot fit beside it, and only the job's own takes the room, so
+    # waiting could never help: it trains on, still protected by epoch 1's.
+    settings = make_settings(tmp_path, sqlite_url, artifact_dir=one_checkpoint_volume, heartbeat_seconds=0.5)
     db = Db(settings, SPEC)
     job_id = db.submit(epochs=3)
     first = tmp_path / "first.log"

@@ -26,6 +26,8 @@ BOOTSTRAP = "bootstrap-token"
 OWNER_ONLY = {
     ("post", "/jobs/{job_id}/rerun"),
     ("post", "/jobs/{job_id}/cancel"),
+    ("post", "/jobs/{job_id}/resume"),
+    ("post", "/jobs/{job_id}/continue"),
     ("delete", "/jobs/{job_id}"),
     ("post", "/sweeps/{sweep_id}/cancel"),
 }
@@ -101,6 +103,8 @@ def _request(service: Service, method: str, path: str, operation: dict[str, Any]
         body["json"] = {"name": f"new{next(service.counter)}"}
     elif path == "/sweeps":
         body["json"] = {"base": {"dataset": "synthetic"}, "grid": {"seed": [1]}}
+    elif path.endswith("/continue"):
+        body["json"] = {"epochs": 1}
     elif content:
         body["json"] = {}
     with httpx.Client(timeout=60) as client:
