@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from service import jobs, records
 from service.api.app import create_app
+from service.api.throttle import Throttle
 from service.config import Settings
 from service.db import make_engine, make_sessionmaker, transaction
 from service.models import Status
@@ -91,6 +92,14 @@ def seed(settings: Settings) -> None:
     engine.dispose()
 
 
+class NoWaits(Throttle):
+    """Schemathesis signs in wrongly again and again from one address: the real throttle would make each answer wait
+    up to 8 s (~4 minutes a backend for `POST /session` alone). The waits themselves are tested in test_users.py."""
+
+    def delay(self, address: str, now: float | None = None) -> float:
+        return 0.0
+
+
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
     """One seeded database per backend for the whole module: Hypothesis sends many requests to one fixture."""
@@ -105,6 +114,7 @@ def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         seed(settings)
         app = create_app(settings)
         with TestClient(app):  # runs the lifespan, whose end disposes of the engine before the schema is dropped
+            app.state.throttle = NoWaits()
             yield app
 
 
