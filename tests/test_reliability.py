@@ -13,12 +13,12 @@ from bench.processes import api_server, start_worker, stop, wait_for
 from service.config import Settings
 from service.models import FINISHED
 from tests.dbproxy import Proxy, proxy_to
-from tests.helpers import SMALL_JOB, Db, assert_error, make_settings
+from tests.helpers import LIGHT_JOB, Db, assert_error, make_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 # Trains in a few seconds on 2 cores; on the CPU even where a GPU is present, so that a test can act mid-job.
-SPEC = SMALL_JOB
+SPEC = LIGHT_JOB  # 10 steps an epoch
 
 
 @pytest.fixture

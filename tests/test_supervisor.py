@@ -27,11 +27,11 @@ from service import jobs
 from service.config import Settings
 from service.db import transaction
 from service.models import FINISHED, Job, Status
-from tests.helpers import SMALL_JOB, Db, Sessions, make_settings, queue_jobs
+from tests.helpers import LIGHT_JOB, Db, Sessions, make_settings, queue_jobs
 
 SUPERVISOR = (sys.executable, "-m", "service.supervise")
 # Small enough to train in seconds on 2 cores; three epochs, so that a kill in the second leaves work to resume.
-SPEC = {**SMALL_JOB, "epochs": 3}
+SPEC = {**LIGHT_JOB, "epochs": 3}
 # Longer than every wait in the test that uses it: a job that trains again was taken back, not reaped.
 LONG_LEASE_SECONDS = 600.0
 STOP_SECONDS = 15
