@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, Response
 
-from service.api.inside import Inside
+from service.api.inside import Inside, InsideDep
 from service.api.inside_network import JobNetwork, Network
 from service.api.presenter import PNG, json_response
-from service.api.routes.inside import ERRORS, InsideDep
+from service.api.responses import INSIDE_ERRORS as ERRORS
 from service.api.schemas import ErrorBody
 from service.contracts import (
     CONV_CHANNELS,

@@ -16,7 +16,8 @@ from service.api.inside import Inside, InsideDep, Mistake, TestImages, lifespan
 from service.api.inside_network import JobNetwork, Network
 from service.api.predictor import Predictor
 from service.api.presenter import PNG, json_response
-from service.api.routes.predict import ERRORS as UPLOAD_ERRORS
+from service.api.responses import INSIDE_ERRORS as ERRORS
+from service.api.responses import UPLOAD_ERRORS
 from service.api.schemas import ErrorBody
 from service.contracts import (
     ActivationsAnswer,
@@ -30,14 +31,6 @@ from service.spec import TEST_SIZE
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["inside"], lifespan=lifespan)
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (409, "The job has no weights yet: neither weights.pt nor a checkpoint"),
-        (422, "No such test image or class"),
-        (503, "The process that looks inside networks failed or took too long; try again"),
-    )
-}
 UPLOADS: dict[int | str, dict[str, Any]] = {**UPLOAD_ERRORS, **ERRORS}
 UPLOADS[422] = {"model": ErrorBody, "description": f"{UPLOAD_ERRORS[422]['description']}; or no such class"}
 

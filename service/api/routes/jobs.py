@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.orm import Session
@@ -24,7 +24,8 @@ from service.api.deps import (
     StoreDep,
 )
 from service.api.presenter import BODY_ERRORS, job_out
-from service.api.schemas import ErrorBody, EstimateOut, JobList, JobOut
+from service.api.responses import NOT_NOW, OVER_QUOTA
+from service.api.schemas import EstimateOut, JobList, JobOut
 from service.config import Settings
 from service.models import Job, Status
 from service.spec import DEMO, JobSpec, check_new
@@ -53,12 +54,6 @@ EXAMPLES = {
 RERUN_EXAMPLES = {
     "as it was": {"summary": "The same spec again", "value": {}},
     "another learning rate": {"summary": "The same, at 1e-3", "value": {"learning_rate": 0.001}},
-}
-NOT_NOW: dict[int | str, dict[str, Any]] = {
-    409: {"model": ErrorBody, "description": "Not possible in the job's current status"}
-}
-OVER_QUOTA: dict[int | str, dict[str, Any]] = {
-    429: {"model": ErrorBody, "description": "Over the submitter's quota of active jobs"}
 }
 
 

@@ -1,6 +1,6 @@
 """Ask a trained job what an image shows."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from sqlalchemy.orm import Session
@@ -11,7 +11,8 @@ from service.api import images
 from service.api.deps import JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
 from service.api.predictor import Predictor
 from service.api.presenter import json_response
-from service.api.schemas import ErrorBody, Prediction, PredictionOut
+from service.api.responses import UPLOAD_ERRORS, errors
+from service.api.schemas import Prediction, PredictionOut
 from service.errors import Conflict, NotFound
 from service.models import Status
 from service.spec import JobSpec
@@ -21,16 +22,12 @@ from service.storage import local_copy
 TOP = 5
 # Trained weights fetched from a bucket, kept on this machine: 228 MB each at full size.
 WEIGHTS_KEPT = 4
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "The body is not valid multipart/form-data"),
+ERRORS = {
+    **UPLOAD_ERRORS,
+    **errors(
         (409, "The job has not succeeded: it has no trained weights"),
-        (413, f"The image is over {images.MAX_BYTES // (1024 * 1024)} MiB"),
-        (415, "The upload is not a PNG or JPEG image"),
-        (422, f"No image, or one that is truncated or corrupt, or over {images.MAX_PIXELS / 1e6:g} megapixels"),
         (503, "The inference process failed or took too long; try again"),
-    )
+    ),
 }
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["predict"])

@@ -21,7 +21,7 @@ from service.api.deps import (
     SweepIdPath,
 )
 from service.api.presenter import BODY_ERRORS
-from service.api.routes.jobs import OVER_QUOTA
+from service.api.responses import OVER_QUOTA
 from service.api.sweep_schemas import LeaderboardEntry, SweepJobOut, SweepList, SweepOut, SweepSummary
 from service.config import Settings
 from service.models import FINISHED, Status, Sweep

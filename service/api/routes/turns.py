@@ -11,8 +11,8 @@ from service import jobs, queries
 from service.api.auth import PersonDep
 from service.api.deps import JSON_BODY, DatabaseDep, JobIdPath, SettingsDep
 from service.api.presenter import BODY_ERRORS, job_out
+from service.api.responses import NOT_NOW, OVER_QUOTA
 from service.api.resume_schemas import ContinueIn
-from service.api.routes.jobs import NOT_NOW, OVER_QUOTA
 from service.api.schemas import JobOut
 from service.config import Settings
 from service.models import Job
