@@ -82,6 +82,17 @@ def test_hostile_json_gets_422_and_creates_nothing(database_url: str, tmp_path: 
         assert total_jobs(client) == 0
 
 
+@pytest.mark.parametrize("owner", ["\x00ann", "ann\x00", "", "ann smith", "-ann", "a" * 65])
+def test_an_owner_filter_that_can_name_no_one_gets_422_on_both_databases(
+    database_url: str, tmp_path: Path, owner: str
+) -> None:
+    """Postgres refuses a NUL byte in any text it is sent, so such a filter must not reach the query."""
+    with TestClient(create_app(make_settings(tmp_path, database_url)), raise_server_exceptions=False) as client:
+        error = assert_error(client.get("/jobs", params={"owner": owner}), 422, "invalid_request")
+        assert "owner" in str(error)
+        assert client.get("/jobs", params={"owner": "ann.smith-2"}).json()["items"] == []
+
+
 @pytest.mark.parametrize(
     ("raw", "status", "code"),
     [

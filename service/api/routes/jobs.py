@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from service import estimates, idempotency, jobs, queries
+from service import estimates, idempotency, jobs, queries, users
 from service.api.auth import PersonDep
 from service.api.deps import (
     JSON_BODY,
@@ -163,7 +163,8 @@ async def list_jobs(
     offset: PageOffset = 0,
     sweep_id: Annotated[int | None, Query(ge=1, le=queries.MAX_ID, description="Only this sweep's jobs.")] = None,
     owner: Annotated[
-        str | None, Query(min_length=1, max_length=64, description="Only this person's jobs; `me` for your own.")
+        str | None,
+        Query(pattern=rf"^(?:{users.NAME.pattern})$", description="Only this person's jobs; `me` for your own."),
     ] = None,
 ) -> JobList:
     """List jobs, newest first, optionally only those in one status, of one sweep or of one person."""
