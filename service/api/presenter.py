@@ -9,34 +9,52 @@ from pydantic import BaseModel
 from sqlalchemy import Row
 
 from service import records
+from service.api import images
 from service.api.schemas import EpochMetricOut, ErrorBody, JobOut, Progress
 from service.contracts import EpochRecord
 from service.models import Job, Status
 from service.spec import JobSpec
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text_}
-    for code, text_ in (
-        (401, "Sign-in needed (a bearer token, or the dashboard's cookie)"),
-        (403, "The role or the ownership the request needs is missing"),
-        (404, "No such job or artifact"),
-        (422, "Invalid request"),
-    )
-}
-PNG: dict[int | str, dict[str, Any]] = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
+Responses = dict[int | str, dict[str, Any]]
+
+
+def errors(*answers: tuple[int, str]) -> Responses:
+    """OpenAPI `responses` for these status codes, each with the one error body and its description."""
+    return {code: {"model": ErrorBody, "description": text} for code, text in answers}
+
+
+ERRORS = errors(
+    (401, "Sign-in needed (a bearer token, or the dashboard's cookie)"),
+    (403, "The role or the ownership the request needs is missing"),
+    (404, "No such job or artifact"),
+    (422, "Invalid request"),
+)
+PNG: Responses = {200: {"content": {"image/png": {}}, "description": "A PNG image"}}
 
 
 # What only a request body can cause (POST /jobs, POST /sweeps): bytes that are not UTF-8 JSON, a body over
 # MAX_BODY_BYTES, a reused key, a form instead of JSON.
-BODY_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text_}
-    for code, text_ in (
-        (400, "The body could not be read (e.g. not UTF-8)"),
-        (409, "Idempotency-Key already used with another body"),
-        (413, "Request body too large"),
-        (415, "The body was sent as something other than JSON"),
-    )
-}
+BODY_ERRORS = errors(
+    (400, "The body could not be read (e.g. not UTF-8)"),
+    (409, "Idempotency-Key already used with another body"),
+    (413, "Request body too large"),
+    (415, "The body was sent as something other than JSON"),
+)
+NOT_NOW = errors((409, "Not possible in the job's current status"))
+OVER_QUOTA = errors((429, "Over the submitter's quota of active jobs"))
+# An uploaded image (predict, and looking inside with an upload).
+UPLOAD_ERRORS = errors(
+    (400, "The body is not valid multipart/form-data"),
+    (413, f"The image is over {images.MAX_BYTES // (1024 * 1024)} MiB"),
+    (415, "The upload is not a PNG or JPEG image"),
+    (422, f"No image, or one that is truncated or corrupt, or over {images.MAX_PIXELS / 1e6:g} megapixels"),
+)
+# Looking inside a job's network (activations, Grad-CAM, filters).
+INSIDE_ERRORS = errors(
+    (409, "The job has no weights yet: neither weights.pt nor a checkpoint"),
+    (422, "No such test image or class"),
+    (503, "The process that looks inside networks failed or took too long; try again"),
+)
 
 
 def progress_out(

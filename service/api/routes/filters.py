@@ -10,9 +10,8 @@ from fastapi.responses import FileResponse, Response
 
 from service.api.inside import Inside, InsideDep
 from service.api.inside_network import JobNetwork, Network
-from service.api.presenter import PNG, json_response
-from service.api.responses import INSIDE_ERRORS as ERRORS
-from service.api.schemas import ErrorBody
+from service.api.presenter import INSIDE_ERRORS as ERRORS
+from service.api.presenter import PNG, errors, json_response
 from service.contracts import (
     CONV_CHANNELS,
     ConvLayer,
@@ -33,7 +32,7 @@ MAX_WAIT_SECONDS = 120
 COMPUTING: dict[int | str, dict[str, Any]] = {
     202: {"model": FiltersAnswer, "description": "The pass over the test images is still running: how far it has come"}
 }
-FILTER_ERRORS = {**ERRORS, **COMPUTING, 422: {"model": ErrorBody, "description": "No such channel"}}
+FILTER_ERRORS = {**ERRORS, **COMPUTING, **errors((422, "No such channel"))}
 
 Wait = Annotated[
     float,

@@ -15,10 +15,8 @@ from service.api.deps import JobIdPath, ReadDatabaseDep
 from service.api.inside import Inside, InsideDep, Mistake, TestImages, lifespan
 from service.api.inside_network import JobNetwork, Network
 from service.api.predictor import Predictor
-from service.api.presenter import PNG, json_response
-from service.api.responses import INSIDE_ERRORS as ERRORS
-from service.api.responses import UPLOAD_ERRORS
-from service.api.schemas import ErrorBody
+from service.api.presenter import INSIDE_ERRORS as ERRORS
+from service.api.presenter import PNG, UPLOAD_ERRORS, errors, json_response
 from service.contracts import (
     ActivationsAnswer,
     ActivationsRequest,
@@ -31,8 +29,7 @@ from service.spec import TEST_SIZE
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["inside"], lifespan=lifespan)
 
-UPLOADS: dict[int | str, dict[str, Any]] = {**UPLOAD_ERRORS, **ERRORS}
-UPLOADS[422] = {"model": ErrorBody, "description": f"{UPLOAD_ERRORS[422]['description']}; or no such class"}
+UPLOADS = {**UPLOAD_ERRORS, **ERRORS, **errors((422, f"{UPLOAD_ERRORS[422]['description']}; or no such class"))}
 
 TestImage = Annotated[
     int,

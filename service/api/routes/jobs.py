@@ -23,8 +23,7 @@ from service.api.deps import (
     SettingsDep,
     StoreDep,
 )
-from service.api.presenter import BODY_ERRORS, job_out
-from service.api.responses import NOT_NOW, OVER_QUOTA
+from service.api.presenter import BODY_ERRORS, NOT_NOW, OVER_QUOTA, job_out
 from service.api.schemas import EstimateOut, JobList, JobOut
 from service.config import Settings
 from service.models import Job, Status

@@ -10,8 +10,7 @@ from service import artifacts, queries, records
 from service.api import images
 from service.api.deps import JobIdPath, ReadDatabaseDep, SettingsDep, StoreDep
 from service.api.predictor import Predictor
-from service.api.presenter import json_response
-from service.api.responses import UPLOAD_ERRORS, errors
+from service.api.presenter import UPLOAD_ERRORS, errors, json_response
 from service.api.schemas import Prediction, PredictionOut
 from service.errors import Conflict, NotFound
 from service.models import Status

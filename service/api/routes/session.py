@@ -6,7 +6,7 @@ sessions`). The API still takes `Authorization: Bearer` from curl and scripts.
 """
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
@@ -15,21 +15,18 @@ from sqlalchemy.orm import Session
 from service import users
 from service.api.auth import SESSION_COOKIE, identify
 from service.api.deps import JSON_BODY, DatabaseDep, ReadDatabaseDep, SettingsDep
-from service.api.schemas import ErrorBody
+from service.api.presenter import errors
 from service.errors import Unauthorized
 from service.users import Person, sessions
 
 router = APIRouter(prefix="/session", tags=["session"])
 
-SIGN_IN_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "The body could not be read"),
-        (401, "Wrong token"),
-        (413, "Request body too large"),
-        (415, "The body was sent as something other than JSON"),
-    )
-}
+SIGN_IN_ERRORS = errors(
+    (400, "The body could not be read"),
+    (401, "Wrong token"),
+    (413, "Request body too large"),
+    (415, "The body was sent as something other than JSON"),
+)
 
 
 class SignIn(BaseModel):

@@ -20,8 +20,7 @@ from service.api.deps import (
     SettingsDep,
     SweepIdPath,
 )
-from service.api.presenter import BODY_ERRORS
-from service.api.responses import OVER_QUOTA
+from service.api.presenter import BODY_ERRORS, OVER_QUOTA
 from service.api.sweep_schemas import LeaderboardEntry, SweepJobOut, SweepList, SweepOut, SweepSummary
 from service.config import Settings
 from service.models import FINISHED, Status, Sweep

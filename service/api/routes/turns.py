@@ -10,8 +10,7 @@ from sqlalchemy.orm import Session
 from service import jobs, queries
 from service.api.auth import PersonDep
 from service.api.deps import JSON_BODY, DatabaseDep, JobIdPath, SettingsDep
-from service.api.presenter import BODY_ERRORS, job_out
-from service.api.responses import NOT_NOW, OVER_QUOTA
+from service.api.presenter import BODY_ERRORS, NOT_NOW, OVER_QUOTA, job_out
 from service.api.resume_schemas import ContinueIn
 from service.api.schemas import JobOut
 from service.config import Settings
