@@ -40,41 +40,10 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(len(share))
 
 
-# The modules that take longest (seconds by `--durations=0`, summed per module, in two processes on 2 cores with
-# bf16 emulated), longest first. Only the order depends on them: a stale figure costs time, never a verdict.
-LONGEST_MODULES = {
-    "test_crashes.py": 216,
-    "test_schema.py": 132,
-    "test_reliability.py": 102,
-    "test_tuning.py": 90,
-    "test_supervisor.py": 84,
-    "test_bench.py": 82,
-    "test_two_hosts.py": 76,
-    "test_predict.py": 76,
-    "test_disk.py": 65,
-    "test_crash_loop.py": 60,
-    "test_browser_jobs.py": 58,
-    "test_resume.py": 52,
-    "test_readme.py": 49,
-    "test_fair_turns.py": 48,
-    "test_inside.py": 46,
-    "test_browser_newcomer.py": 43,
-    "test_s3.py": 39,
-    "test_browser_inside.py": 32,
-    "test_roles.py": 32,
-    "test_end_to_end.py": 30,
-}
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with browser tests run last; before them, the longest modules first.
-
-    Sync Playwright keeps an asyncio loop running in the main thread for as long as the session's Chromium is open,
-    and a test after it that runs a coroutine itself (`asyncio.run`) would fail. `-n 2 --dist loadfile` hands out
-    whole modules in this order, so the long ones start early instead of leaving one process busy at the end while
-    the other idles."""
-    browser = {item.path for item in items if "browser" in getattr(item, "fixturenames", ())}
-    items.sort(key=lambda item: (item.path in browser, -LONGEST_MODULES.get(item.path.name, 0)))
+    """The browser tests run last. Sync Playwright keeps an asyncio loop running in the main thread for as long as
+    the session's Chromium is open, and a test after it that runs a coroutine itself (`asyncio.run`) would fail."""
+    items.sort(key=lambda item: "browser" in getattr(item, "fixturenames", ()))
 
 
 def _postgres_available() -> bool:

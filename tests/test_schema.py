@@ -38,9 +38,8 @@ ARTIFACTS = {
     "metrics.csv": "text/csv",
     "weights.pt": "application/octet-stream",
 }
-# Enough examples per operation to reach the error paths, few enough that each backend's run takes about a minute
-# of one core (80 took 66 s a backend, this 50 about 40 s).
-# Deterministic, so CI sees the same requests on every run.
+# Enough examples per operation to reach the error paths, few enough that each backend's run stays under a minute
+# of one core (80 took 66 s a backend, 50 about 40 s). Deterministic, so CI sees the same requests on every run.
 MAX_EXAMPLES = 50
 
 CONFIG = schemathesis.Config.from_dict(
