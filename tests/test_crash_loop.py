@@ -76,8 +76,8 @@ def test_a_job_whose_runs_keep_dying_without_progress_says_so_and_fails_naming_w
         db.when(doomed, f"run {run}", lambda j, r=run: j.status == "running" and j.attempts == r)
         # The claim's line, and from the second run on the warning logged just after it: a kill between the two
         # would leave the warning unsaid.
-        said = "claimed by worker" if run == 1 else "without progress since"
-        wait_for(lambda log=log, said=said: said in log.read_text(), 60, f"the log line {said!r}")
+        line = "claimed by worker" if run == 1 else "without progress since"
+        wait_for(lambda log=log, line=line: line in log.read_text(), 60, f"the log line {line!r}")
         worker.kill()
         worker.wait()
     said = (tmp_path / "run-3.log").read_text()
