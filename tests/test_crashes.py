@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,15 @@ import torch
 from bench.processes import ROOT, STARTED, start_worker, stop, wait_for
 from service.config import Settings
 from service.models import FINISHED, Job
-from tests.helpers import LIGHT_JOB, Db, make_settings
+from tests.helpers import LIGHT_JOB, Db, make_settings, sqlite_database
 from worker import checkpoint
 from worker.loop import Worker
 
 pytestmark = pytest.mark.slow
 
 SPEC = LIGHT_JOB  # 10 steps an epoch
+# The interrupted runs that are compared with one that was not: at most this many epochs, from this seed.
+REFERENCE_EPOCHS, REFERENCE_SEED = 3, 5
 
 
 def short_leases(tmp_path: Path, url: str) -> Settings:
@@ -35,6 +38,28 @@ def settings(tmp_path: Path, sqlite_url: str) -> Settings:
 def both_databases(tmp_path: Path, database_url: str) -> Settings:
     """For the central scenario, which runs on SQLite and on Postgres."""
     return short_leases(tmp_path, database_url)
+
+
+@dataclass(frozen=True)
+class Uninterrupted:
+    """What a run of SPEC that no one stopped records, epoch by epoch: its train losses and further measurements."""
+
+    losses: list[float]
+    details: list[dict]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Uninterrupted:
+    """SPEC for REFERENCE_EPOCHS epochs with REFERENCE_SEED, trained once for the module by a worker in this process:
+    the run each interrupted one must match (a shorter run's epochs are its first ones, with nothing that depends on
+    the number of epochs). Which database records it does not change what it learns."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    settings = make_settings(folder, sqlite_database(folder))
+    db = Db(settings, SPEC)
+    job_id = db.submit(epochs=REFERENCE_EPOCHS, seed=REFERENCE_SEED)
+    Worker(settings).run(burst=True)
+    assert db.job(job_id).status == "succeeded"
+    return Uninterrupted([loss for _, loss in db.epochs(job_id)], db.details(job_id))
 
 
 def assert_same_history(resumed: list[dict], uninterrupted: list[dict]) -> None:
@@ -60,11 +85,11 @@ def mid_epoch(epoch: int):
 
 
 def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_uninterrupted_run(
-    both_databases: Settings, tmp_path: Path
+    both_databases: Settings, tmp_path: Path, uninterrupted: Uninterrupted
 ) -> None:
     settings = both_databases
     db = Db(settings, SPEC)
-    job_id = db.submit(epochs=3, seed=5)
+    job_id = db.submit(epochs=REFERENCE_EPOCHS, seed=REFERENCE_SEED)
     victim = start_worker(settings, tmp_path / "victim.log")
     db.when(job_id, "a checkpoint, then steps past it", mid_epoch_after_a_checkpoint)
     victim.kill()  # SIGKILL: no handler runs, the lease is left to lapse
@@ -80,11 +105,8 @@ def test_kill_9_mid_epoch_resumes_elsewhere_with_contiguous_metrics_matching_an_
     resumed = db.epochs(job_id)
     assert [e for e, _ in resumed] == [1, 2, 3]
 
-    reference = db.submit(epochs=3, seed=5)
-    Worker(settings).run(burst=True)
-    uninterrupted = db.epochs(reference)
-    assert [round(loss, 4) for _, loss in resumed] == [round(loss, 4) for _, loss in uninterrupted]
-    assert_same_history(db.details(job_id), db.details(reference))
+    assert [round(loss, 4) for _, loss in resumed] == [round(loss, 4) for loss in uninterrupted.losses]
+    assert_same_history(db.details(job_id), uninterrupted.details)
     assert db.kernel_history(job_id) == [0, 1, 2, 3]  # the kernels' numbers of every epoch, exactly once
 
 
@@ -135,9 +157,11 @@ def test_a_job_that_kills_its_worker_every_time_fails_after_max_attempts_and_oth
         assert stop(survivor) == 0
 
 
-def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settings: Settings, tmp_path: Path) -> None:
+def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(
+    settings: Settings, tmp_path: Path, uninterrupted: Uninterrupted
+) -> None:
     db = Db(settings, SPEC)
-    job_id = db.submit(epochs=2)
+    job_id = db.submit(epochs=2, seed=REFERENCE_SEED)
     worker = start_worker(settings, tmp_path / "first.log")
     db.when(job_id, "epoch 2 to begin", mid_epoch(2))
     worker.send_signal(signal.SIGTERM)
@@ -157,9 +181,7 @@ def test_first_sigterm_checkpoints_and_hands_the_job_back_then_it_resumes(settin
     assert [e for e, _ in db.epochs(job_id)] == [1, 2]
     assert "resuming after epoch 1, step" in (tmp_path / "second.log").read_text()
     # Resumed mid-epoch: epoch 2's step losses and weight change span both attempts, without gaps or repeats.
-    reference = db.submit(epochs=2)
-    Worker(settings).run(burst=True)
-    assert_same_history(db.details(job_id), db.details(reference))
+    assert_same_history(db.details(job_id), uninterrupted.details[:2])
 
 
 def test_second_sigterm_exits_at_once_and_the_lease_brings_the_job_back(settings: Settings, tmp_path: Path) -> None:
