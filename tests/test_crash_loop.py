@@ -39,7 +39,7 @@ def mid_epoch_checkpoint_after(previous: str | None):
 def test_runs_shorter_than_an_epoch_still_progress_by_timed_checkpoints(settings: Settings, tmp_path: Path) -> None:
     db = Db(settings, SPEC)
     # Without progress, two killed runs would fail it: each of these makes some, so the job lives on.
-    job_id = db.submit(epochs=2, max_attempts=2)
+    job_id = db.submit(epochs=1, max_attempts=2)  # the kills land a few steps in: one epoch of STEPS is enough
     positions = []
     checkpoint = None
     for life in range(KILLS):
@@ -58,8 +58,8 @@ def test_runs_shorter_than_an_epoch_still_progress_by_timed_checkpoints(settings
     finally:
         assert stop(last) == 0
     assert (job.status, job.error, job.attempts) == ("succeeded", None, KILLS + 1)
-    assert [e for e, _ in db.epochs(job_id)] == [1, 2]
-    assert [len(d["step_losses"]) for d in db.details(job_id)] == [STEPS, STEPS]
+    assert [e for e, _ in db.epochs(job_id)] == [1]
+    assert [len(d["step_losses"]) for d in db.details(job_id)] == [STEPS]
     resumed = [(tmp_path / f"life-{life}.log").read_text() for life in range(1, KILLS)]
     assert all("resuming after epoch" in text for text in resumed)
     assert not any("without progress" in text for text in resumed)

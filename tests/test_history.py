@@ -30,7 +30,8 @@ Trained = tuple[TestClient, int, Settings]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """One synthetic job of three short epochs, trained by a real worker; an API client over its database."""
+    """One synthetic job of three short epochs (3 steps each: the pictures need epochs, not learning), trained by a
+    real worker; an API client over its database."""
     root = tmp_path_factory.mktemp("history")
     settings = make_settings(root, sqlite_database(root), cache_dir=root / "cache")
     engine = make_engine(settings.database_url)
@@ -40,7 +41,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
         epochs=EPOCHS,
         image_size=63,
         batch_size=32,
-        train_samples=256,
+        train_samples=96,
         test_samples=128,
         conv2_filter=5,
         device="cpu",
