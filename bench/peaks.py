@@ -29,8 +29,10 @@ PEAK_TFLOPS = (
 
 # The measured peak's square matrix products: large enough that arithmetic, not memory or launch time, sets the pace.
 # On a GPU 8192 (1.1 TFLOP a product, about 1.5 ms of an H200's bf16 tensor cores); on a CPU 2048 (17 GFLOP, 0.1 to
-# 0.2 s on 2 cores), and 1024 where bf16 is emulated (about 30× slower than fp32).
-CUDA_MATMUL, CPU_MATMUL, CPU_EMULATED_BF16_MATMUL = 8192, 2048, 1024
+# 0.2 s on 2 cores), and 512 where bf16 is emulated: there a product runs about 100× slower than in fp32, at the same
+# rate from n = 256 to 512 (0.0016 TFLOP/s on one AVX2 core, 0.17 s at 512), and slower still beyond, where the
+# operands leave the cache (1024: 0.0007 TFLOP/s, 2.9 s a product, 17 s for the six the peak takes).
+CUDA_MATMUL, CPU_MATMUL, CPU_EMULATED_BF16_MATMUL = 8192, 2048, 512
 # Untimed products first, for at least this long: a GPU's clocks rise from idle and cuBLAS settles on its kernel within
 # it (half a second is hundreds of products); on a CPU one product, as long as it takes, warms caches and threads.
 CUDA_MATMUL_WARM_SECONDS, CPU_MATMUL_WARM_SECONDS = 0.5, 0.0
