@@ -1,4 +1,4 @@
-"""Looking inside a network trained for real (once for the module, by a real worker, on the synthetic set at 128 px):
+"""Looking inside a network trained for real (tests/trained.py: once for the session, by a real worker, at 128 px):
 activations equal the convolutions done by hand, Grad-CAM equals captum's and finds where the class is, the top-9
 images of a filter are the argmax found by brute force; through HTTP too (the routes themselves: test_inside_api.py)."""
 
@@ -14,14 +14,13 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from captum.attr import LayerGradCam
 from fastapi.testclient import TestClient
 
-from bench.processes import start_worker
 from service import artifacts, queries
 from service.api.app import create_app
 from service.config import Settings
 from service.contracts import ModelRef, WeightsUsed
 from service.db import make_engine, make_sessionmaker, transaction
 from service.storage import make_store
-from tests.helpers import make_settings, sqlite_database
+from tests.trained import SPEC, learned
 from worker import synthetic
 from worker.data import load_dataset
 from worker.inside.activations import CONV_LAYERS, feature_maps
@@ -32,19 +31,6 @@ from worker.model import upscale
 
 pytestmark = pytest.mark.slow
 
-# One epoch on the quick demo's 1,280 images learns the synthetic classes to ~90 % (as tests/test_predict.py's
-# model does); 200 test images are enough for a filter's nine and few enough to check by brute force. At 128 px, not
-# the quick demo's 64: there conv5's maps are 3×3 and every position sees the whole image, and Grad-CAM put ~25 % of
-# its mass in the pattern's quadrant, no better than chance; at 128 px (7×7) it puts ~57 % there.
-SPEC = {
-    "dataset": "synthetic",
-    "epochs": 1,
-    "image_size": 128,
-    "batch_size": 32,
-    "train_samples": 1280,
-    "test_samples": 200,
-    "device": "cpu",
-}
 # Classes whose pattern fills the whole image (stripes, a checkerboard, dots): cut to one quadrant, they are local.
 FILLING = (0, 1, 2, 3, 4, 9)
 QUADRANTS = ((0, 0), (0, 1), (1, 0), (1, 1))
@@ -67,13 +53,10 @@ def load_model(path: Path) -> torch.nn.Module:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """A job of SPEC queued through the API and trained by `python -m worker --burst`; its network, loaded."""
-    folder = tmp_path_factory.mktemp("inside")
-    settings = make_settings(folder, sqlite_database(folder))
+    """The session's network of tests/trained.py, in a copy of this module's; an API client over it."""
+    shared = learned(tmp_path_factory, "inside")
+    settings, job_id = shared.settings, shared.job_id
     with TestClient(create_app(settings)) as client:
-        job_id = client.post("/jobs", json=SPEC).json()["id"]
-        worker = start_worker(settings, folder / "worker.log", "--burst")
-        assert worker.wait(timeout=600) == 0, (folder / "worker.log").read_text()
         assert client.get(f"/jobs/{job_id}").json()["status"] == "succeeded"
         sessions = make_sessionmaker(make_engine(settings.database_url))
         with transaction(sessions) as s:

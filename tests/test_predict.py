@@ -1,6 +1,6 @@
-"""Real training, once for the module by a real worker: a 2×2 sweep to its leaderboard and comparison, and one of its
-jobs rerun on more images, whose network then answers predictions through the API; images it must refuse, quickly
-and without harm."""
+"""Real training by a real worker: a 2×2 sweep to its leaderboard and comparison, once for the module, beside the
+session's network that has learned the synthetic classes (tests/trained.py), which answers predictions through the
+API; images it must refuse, quickly and without harm."""
 
 import io
 import struct
@@ -24,22 +24,20 @@ from service.api.app import create_app
 from service.api.predictor import Predictor
 from service.config import Settings
 from service.errors import ServiceUnavailable
-from tests.helpers import assert_error, make_settings, sqlite_database
+from tests.helpers import assert_error
+from tests.trained import learned
 from worker import synthetic
 
-# Tiny, so that the four jobs train in seconds: the sweep is here for its mechanics, not its numbers.
+# Tiny, so that the four jobs train in seconds (3 steps each): the sweep is here for its mechanics, not its numbers.
 BASE = {
     "dataset": "synthetic",
     "epochs": 1,
     "image_size": 64,
     "batch_size": 16,
-    "train_samples": 160,
-    "test_samples": 64,
+    "train_samples": 48,
+    "test_samples": 32,
 }
 SWEEP = {"name": "optimizers", "base": BASE, "grid": {"optimizer": ["adam", "sgd"], "learning_rate": [1e-4, 1e-3]}}
-# The model asked for predictions: the sweep's Adam at 1e-4 run again on the quick demo's 1,280 images for one
-# epoch, which learns the synthetic classes to ~90 % (fewer images barely leave chance).
-BIGGER = {"train_samples": 1280, "batch_size": 32, "test_samples": 200}
 # Held-out images: drawn from a generator the training and test sets never used.
 HELD_OUT_SEED = 20_261_129
 
@@ -49,23 +47,22 @@ class Trained:
     settings: Settings
     client: TestClient
     sweep: dict
-    model: int  # the job whose network answers the predictions
+    model: int  # the job whose network answers the predictions: the session's (tests/trained.py)
     predictor: Predictor  # the app's
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """The sweep, and a bigger rerun of one of its jobs, queued through the API; `python -m worker --burst` trains."""
-    folder = tmp_path_factory.mktemp("trained")
-    settings = make_settings(folder, sqlite_database(folder))
+    """The sweep, queued through the API into a copy of the session's trained job; `python -m worker --burst` trains."""
+    shared = learned(tmp_path_factory, "trained")
+    settings = shared.settings
     app = create_app(settings)
     with TestClient(app) as client:
         sweep = client.post("/sweeps", json=SWEEP).json()
-        (adam,) = (j["id"] for j in sweep["jobs"] if j["label"] == "adam lr 1e-4")
-        model = client.post(f"/jobs/{adam}/rerun", json=BIGGER).json()["id"]
-        worker = start_worker(settings, folder / "worker.log", "--burst")
-        assert worker.wait(timeout=600) == 0, (folder / "worker.log").read_text()
-        yield Trained(settings, client, client.get(f"/sweeps/{sweep['id']}").json(), model, app.state.predictor)
+        worker = start_worker(settings, settings.artifact_dir.parent / "worker.log", "--burst")
+        assert worker.wait(timeout=600) == 0, (settings.artifact_dir.parent / "worker.log").read_text()
+        sweep = client.get(f"/sweeps/{sweep['id']}").json()
+        yield Trained(settings, client, sweep, shared.job_id, app.state.predictor)
 
 
 def png(pixels: np.ndarray, scale: int = 1) -> bytes:
@@ -122,7 +119,7 @@ def test_a_trained_model_predicts_held_out_synthetic_images(trained: Trained) ->
         assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
         assert truth in [p["class"] for p in predictions[:3]], (truth, predictions)
         right += predictions[0]["class"] == truth
-    # The model scores ~87 % on held-out images (16 of these 20 here); chance would be 2 of 20.
+    # The model scores ~90 % on held-out images (17 of these 20 here); chance would be 2 of 20.
     assert right >= 12, f"{right} of 20 held-out images classified right"
     # Any size is reduced to 32×32 by averaging: an 8× enlargement comes back to the same pixels, the same answer.
     small, large = (predict(trained.client, model, png(pixels[0], scale)).json() for scale in (1, 8))
