@@ -67,10 +67,15 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Set
 def sqlite_database(folder: Path) -> str:
     """A new SQLite file in `folder`, migrated; its URL. A copy of one database that Alembic migrated in this
     process: a migration costs a few tenths of a second, and hundreds of tests each start with a database."""
+    return copy_sqlite(_migrated_sqlite(), folder)
+
+
+def copy_sqlite(source: Path, folder: Path) -> str:
+    """A copy of the SQLite file `source` as `folder`/jobs.db; its URL."""
     path = folder / "jobs.db"
     # SQLite's backup copies a consistent image whatever the source's journal holds (a WAL not yet checkpointed).
-    with closing(sqlite3.connect(_migrated_sqlite())) as source, closing(sqlite3.connect(path)) as copy:
-        source.backup(copy)
+    with closing(sqlite3.connect(source)) as original, closing(sqlite3.connect(path)) as copy:
+        original.backup(copy)
     return f"sqlite:///{path}"
 
 

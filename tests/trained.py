@@ -9,8 +9,6 @@ into one), so that what a module adds or deletes stays in its copy.
 
 import os
 import shutil
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from filelock import FileLock
 from bench.processes import start_worker
 from service.api.app import create_app
 from service.config import Settings
-from tests.helpers import make_settings, sqlite_database
+from tests.helpers import copy_sqlite, make_settings, sqlite_database
 
 # One epoch on the quick demo's 1,280 images learns the synthetic classes to ~90 %; 200 test images are enough for a
 # filter's nine and few enough to check by brute force. At 128 px, not the quick demo's 64: there conv5's maps are 3×3
@@ -51,11 +49,9 @@ def learned(tmp_path_factory: pytest.TempPathFactory, folder_name: str) -> Copy:
     """A copy of the session's trained job of SPEC in a new folder, `folder_name`; trained first if need be."""
     original = _trained(_session_folder(tmp_path_factory))
     folder = tmp_path_factory.mktemp(folder_name)
-    database = folder / "jobs.db"
-    with closing(sqlite3.connect(original.folder / "jobs.db")) as source, closing(sqlite3.connect(database)) as copy:
-        source.backup(copy)
+    url = copy_sqlite(original.folder / "jobs.db", folder)
     shutil.copytree(original.folder / "artifacts", folder / "artifacts", copy_function=os.link)
-    return Copy(make_settings(folder, f"sqlite:///{database}"), original.job_id)
+    return Copy(make_settings(folder, url), original.job_id)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 from service import events, queries
 from service.api.deps import Database, JobIdPath, ReadDatabaseDep
 from service.api.hub import EventHub, rendered
+from service.api.presenter import Responses
 from service.events import Kind
 from service.models import FINISHED
 
@@ -60,9 +61,7 @@ KEEPALIVE_SECONDS = 15.0
 END_GRACE_SECONDS = 10.0
 # How long a browser waits before reconnecting a dropped stream.
 RETRY_MS = 2000
-STREAM: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}
-}
+STREAM: Responses = {200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}}
 
 # The largest id the events table can hold (a signed 64-bit integer, on SQLite and Postgres alike).
 MAX_EVENT_ID = 2**63 - 1

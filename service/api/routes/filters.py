@@ -3,7 +3,7 @@
 other requests, and these routes answer `202` with its progress until it is done (`?wait=` holds the answer)."""
 
 from pathlib import Path as FilePath
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, Response
@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, Response
 from service.api.inside import Inside, InsideDep
 from service.api.inside_network import JobNetwork, Network
 from service.api.presenter import INSIDE_ERRORS as ERRORS
-from service.api.presenter import PNG, errors, json_response
+from service.api.presenter import PNG, Responses, errors, json_response
 from service.contracts import (
     CONV_CHANNELS,
     ConvLayer,
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/jobs/{job_id}", tags=["inside"])
 RETRY_AFTER_SECONDS = 2
 # The longest `?wait=`: a pass over 1,000 images at 224 px takes ~20 s on 2 busy CPU cores.
 MAX_WAIT_SECONDS = 120
-COMPUTING: dict[int | str, dict[str, Any]] = {
+COMPUTING: Responses = {
     202: {"model": FiltersAnswer, "description": "The pass over the test images is still running: how far it has come"}
 }
 FILTER_ERRORS = {**ERRORS, **COMPUTING, **errors((422, "No such channel"))}

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from service import artifacts, queries, records
 from service.api.deps import JobIdPath, ReadDatabaseDep, RendererDep, SettingsDep, StoreDep
 from service.api.files import send_picture, serve_artifact
-from service.api.presenter import PNG, json_response
+from service.api.presenter import PNG, Responses, json_response
 from service.api.schemas import KernelImageOut, KernelList
 from service.artifacts import Layer, Stage
 from service.config import Settings
@@ -27,7 +27,7 @@ from service.storage import ArtifactStore, local_copy
 Epoch = Annotated[
     int | None, Query(ge=0, le=queries.MAX_ID, description="Which epoch (0: before training); the latest by default.")
 ]
-GIF: dict[int | str, dict[str, Any]] = {200: {"content": {"image/gif": {}}, "description": "An animated GIF"}}
+GIF: Responses = {200: {"content": {"image/gif": {}}, "description": "An animated GIF"}}
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["pictures"])
 

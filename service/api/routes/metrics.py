@@ -10,16 +10,14 @@ from sqlalchemy.orm import Session
 
 from service import artifacts, queries
 from service.api.deps import JobIdPath, ReadDatabaseDep
-from service.api.presenter import epoch_out, epoch_record, json_response
+from service.api.presenter import Responses, epoch_out, epoch_record, json_response
 from service.api.schemas import ConfusionOut, MetricsOut, StepPoint, StepsOut
 from service.contracts import EpochRecord
 from service.models import Status
 
 # The most points GET /jobs/{id}/metrics/steps returns: enough for a chart as wide as a screen, many times over.
 MAX_STEP_POINTS = 10_000
-CSV: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"}
-}
+CSV: Responses = {200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with ?format=csv"}}
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["metrics"])
 
