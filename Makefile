@@ -54,7 +54,7 @@ lint: $(STAMP)
 
 # pytest exits 5 when it collected nothing, which here can only mean the suite went missing: fail loudly.
 # Two processes (pytest-xdist), a module each at a time, each pinned to its share of the cores by tests/conftest.py:
-# the tests train and start processes for real, so two keep both cores busy (12 min 30 s on 2 cores: see the README).
+# the tests train and start processes for real, so two keep both cores busy (about 13 min on 2 cores: see the README).
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
